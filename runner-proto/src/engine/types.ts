@@ -1,0 +1,83 @@
+/**
+ * The engine interface: what the runner needs from a WebAssembly execution engine. The default engine is V8's
+ * WebAssembly with our own WASI preview1 host; a WasmEdge adapter drives the `wasmedge` CLI when installed.
+ * Every engine runs each instance so that a trap, an infinite loop or a memory bomb ends only that instance.
+ */
+
+/** Limits per run; absent or 0 means unlimited. Names mirror `wasmedge run` options. */
+export interface RunLimits {
+  /** --time-limit: wall-clock milliseconds before the instance is killed (reason `timeout`, exit 134). */
+  readonly timeMs?: number;
+  /** --memory-page-limit: maximum 64 KiB pages of linear memory (growth beyond fails inside the module). */
+  readonly memoryPages?: number;
+  /** Maximum bytes of stdout+stderr; exceeding it ends the instance (reason `output`, exit 134). */
+  readonly outputBytes?: number;
+}
+
+export interface Preopen {
+  /** Path the module sees, e.g. `/data`. */
+  readonly guest: string;
+  /** Host directory it maps to. */
+  readonly host: string;
+  readonly readonly: boolean;
+}
+
+export interface RunRequest {
+  /** WASI argv[0]; `wasmedge run` uses the module file name. */
+  readonly argv0: string;
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly preopens?: readonly Preopen[];
+  /** Bytes readable on fd 0; absent means stdin is empty (EOF at once). */
+  readonly stdin?: Uint8Array;
+  readonly limits?: RunLimits;
+}
+
+/** Why an instance ended. `exit` carries the WASI exit code; everything else maps to 134 or 1 like `wasmedge run`. */
+export type ExitReason = 'exit' | 'trap' | 'timeout' | 'memory' | 'output' | 'gas' | 'killed' | 'load';
+
+export interface RunStats {
+  readonly wallMs: number;
+  readonly peakPages: number;
+  readonly instructions?: number;
+}
+
+export interface RunResult {
+  readonly reason: ExitReason;
+  /** Process-style exit code: WASI code for `exit`, 134 for trap/timeout/gas/memory/output/killed, 1 for load. */
+  readonly exitCode: number;
+  /** Human-readable detail: the trap message, the limit hit, the load error. */
+  readonly message?: string;
+  readonly stats: RunStats;
+}
+
+export interface RunEvents {
+  /** Called as the module writes; chunks are copies the callee may keep. */
+  onStdout(chunk: Uint8Array): void;
+  onStderr(chunk: Uint8Array): void;
+}
+
+export interface RunningInstance {
+  readonly result: Promise<RunResult>;
+  /** Ends the instance (reason `killed`) after `graceMs` if it has not ended by then. */
+  kill(graceMs?: number): void;
+}
+
+export interface CompiledModule {
+  readonly digest: string;
+  readonly kind: 'command' | 'reactor' | 'library';
+}
+
+export interface Engine {
+  readonly name: string;
+  /** Compiles bytes once; throws AgentError AGT_ERR_RUN_LOAD with the engine's message on failure. */
+  compile(digest: string, bytes: Uint8Array): Promise<CompiledModule>;
+  /** Runs a command module's `_start`. Never throws: load/instantiate errors resolve with reason `load`. */
+  run(module: CompiledModule, request: RunRequest, events: RunEvents): RunningInstance;
+  /** Frees compiled state for a digest (module removed). */
+  forget(digest: string): void;
+  close(): Promise<void>;
+}
+
+export const EXIT_CODE_ABORT = 134;
+export const EXIT_CODE_LOAD = 1;
