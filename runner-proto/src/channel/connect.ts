@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import { randomInt } from 'node:crypto';
+import { AgentError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { PollingNotifier, type Notifier } from '../notify/index.js';
+import { Region, SIDE_EPOCH, SIDE_HEARTBEAT, SIDE_STATE, Side, regionSizeFor } from '../region/index.js';
+import { createRegionFile, mapFile, type Mapping } from '../shm/index.js';
+import { RingTransport, StreamTransport } from '../transport/index.js';
+
+export const SIDE_STATE_ATTACHED = 1;
+
+/** A mapped region plus this side's liveness words. */
+export interface RingLink {
+  readonly mapping: Mapping;
+  readonly region: Region;
+  readonly transport: RingTransport;
+  readonly side: Side;
+  readonly epoch: number;
+  /** Stops the heartbeat, marks this side absent and unmaps. Does not remove the file. */
+  close(): Promise<void>;
+}
+
+function newEpoch(): number {
+  return randomInt(1, 0x7fffffff);
+}
+
+function startHeartbeat(region: Region, side: Side, intervalMs: number): NodeJS.Timeout {
+  const word = region.sideWord(side, SIDE_HEARTBEAT);
+  const t = setInterval(() => Atomics.add(region.words, word, 1), intervalMs);
+  t.unref();
+  return t;
+}
+
+function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifier, heartbeatMs: number): RingLink {
+  const epoch = newEpoch();
+  Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
+  Atomics.store(region.words, region.sideWord(side, SIDE_STATE), SIDE_STATE_ATTACHED);
+  const transport = new RingTransport({ region, side, notifier });
+  const hb = startHeartbeat(region, side, heartbeatMs);
+  let closed = false;
+  return {
+    mapping,
+    region,
+    transport,
+    side,
+    epoch,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(hb);
+      await transport.close();
+      Atomics.store(region.words, region.sideWord(side, SIDE_STATE), 0);
+      mapping.unmap();
+    },
+  };
+}
+
+export interface RingOptions {
+  readonly path: string;
+  readonly notifier?: Notifier;
+  readonly heartbeatMs?: number;
+}
+
+/**
+ * The runner creates the region (or re-initialises it in place, keeping the inode, so a guest that maps the
+ * same file through ivshmem keeps seeing it) and waits for an agent.
+ */
+export function createRing(options: RingOptions & { ringSize: number; create?: boolean }): RingLink {
+  const size = regionSizeFor(options.ringSize);
+  if (options.create !== false) {
+    let existing = -1;
+    try {
+      existing = fs.statSync(options.path).size;
+    } catch {
+      existing = -1;
+    }
+    if (existing < size) createRegionFile(options.path, size);
+  }
+  const mapping = mapFile(options.path, size);
+  const region = Region.initialise(mapping.buffer, options.ringSize);
+  return linkFor(mapping, region, Side.Runner, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? 100);
+}
+
+/**
+ * The agent waits (bounded) for the runner's region to appear with a valid header, then attaches. Frames the
+ * runner published for a previous agent are discarded: they answer requests nobody is waiting for.
+ */
+export async function attachRing(options: RingOptions & { timeoutMs?: number; logger?: Logger }): Promise<RingLink> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const size = fs.statSync(options.path).size;
+      const mapping = mapFile(options.path, size);
+      try {
+        const region = Region.attach(mapping.buffer);
+        const link = linkFor(mapping, region, Side.Agent, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? 100);
+        link.transport.rx.skipToTail();
+        return link;
+      } catch (err) {
+        mapping.unmap();
+        throw err;
+      }
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? lastError.message : String(lastError);
+      throw new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', `no runner region at ${options.path}: ${why}`, { path: options.path });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Reads the peer's liveness words: the epoch changes when it restarts, the heartbeat moves while it lives. */
+export function peerState(region: Region, peer: Side): { epoch: number; heartbeat: number; attached: boolean } {
+  return {
+    epoch: Atomics.load(region.words, region.sideWord(peer, SIDE_EPOCH)),
+    heartbeat: Atomics.load(region.words, region.sideWord(peer, SIDE_HEARTBEAT)),
+    attached: Atomics.load(region.words, region.sideWord(peer, SIDE_STATE)) === SIDE_STATE_ATTACHED,
+  };
+}
+
+/** Stream transport: the runner listens on a Unix socket, the agent connects. */
+export function connectStream(path: string, timeoutMs = 10_000): Promise<StreamTransport> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const sock = net.connect(path);
+      sock.once('connect', () => {
+        sock.removeAllListeners('error');
+        resolve(new StreamTransport(sock));
+      });
+      sock.once('error', (err) => {
+        sock.destroy();
+        if (Date.now() > deadline) {
+          reject(new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', `cannot connect to runner stream ${path}: ${err.message}`, { path }));
+        } else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}

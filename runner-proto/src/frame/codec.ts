@@ -1,0 +1,154 @@
+import { crc32c, crc32cJs } from '../crc/index.js';
+
+/*
+ * Frame = 24-byte header + body. All integers little-endian.
+ *
+ *   0      2      3      4              8              12             16             20             24
+ *   +------+------+------+--------------+--------------+--------------+--------------+--------------+
+ *   |magic |type  |flags |  body length |   sequence   | correlation  |  body CRC32C | header CRC32C|
+ *   | u16  | u8   | u8   |     u32      |     u32      |     u32      |     u32      | over 0..19   |
+ *   +------+------+------+--------------+--------------+--------------+--------------+--------------+
+ *
+ * The header CRC is always checked; the body CRC only when FLAG_BODY_CRC is set (bulk module chunks are
+ * instead verified as a whole against their sha256 digest on arrival).
+ */
+export const FRAME_MAGIC = 0x5357; // bytes 'W','S'
+export const FRAME_HEADER_SIZE = 24;
+
+export const FLAG_BODY_CRC = 0x01;
+export const FLAG_JSON = 0x02;
+
+export interface FrameHeader {
+  readonly type: number;
+  readonly flags: number;
+  readonly length: number;
+  readonly seq: number;
+  readonly corr: number;
+  readonly bodyCrc: number;
+}
+
+export interface Frame {
+  readonly type: number;
+  readonly flags: number;
+  readonly seq: number;
+  readonly corr: number;
+  readonly body: Uint8Array;
+}
+
+/** Why a frame was refused; a readonly union keyed on `code` so every surface can format it its own way. */
+export type FrameFault =
+  | { readonly code: 'bad-magic'; readonly got: number }
+  | { readonly code: 'header-crc'; readonly got: number; readonly want: number }
+  | { readonly code: 'body-crc'; readonly got: number; readonly want: number }
+  | { readonly code: 'too-long'; readonly length: number; readonly max: number }
+  | { readonly code: 'truncated'; readonly have: number; readonly need: number }
+  | { readonly code: 'bad-flags'; readonly flags: number };
+
+const KNOWN_FLAGS = FLAG_BODY_CRC | FLAG_JSON;
+
+export function describeFault(f: FrameFault): string {
+  switch (f.code) {
+    case 'bad-magic':
+      return `frame magic 0x${f.got.toString(16)} (expected 0x${FRAME_MAGIC.toString(16)})`;
+    case 'header-crc':
+      return `header CRC32C 0x${f.got.toString(16)} (computed 0x${f.want.toString(16)})`;
+    case 'body-crc':
+      return `body CRC32C 0x${f.got.toString(16)} (computed 0x${f.want.toString(16)})`;
+    case 'too-long':
+      return `body length ${f.length} exceeds the maximum ${f.max}`;
+    case 'truncated':
+      return `frame truncated: ${f.have} bytes available, ${f.need} needed`;
+    case 'bad-flags':
+      return `unknown flag bits 0x${f.flags.toString(16)}`;
+  }
+}
+
+/** Writes a header at `offset` of `view`; the body must already be (or will be) at offset+24. */
+export function writeHeader(
+  view: DataView,
+  bytes: Uint8Array,
+  offset: number,
+  h: { type: number; flags: number; length: number; seq: number; corr: number; bodyCrc: number },
+): void {
+  view.setUint16(offset, FRAME_MAGIC, true);
+  view.setUint8(offset + 2, h.type);
+  view.setUint8(offset + 3, h.flags);
+  view.setUint32(offset + 4, h.length, true);
+  view.setUint32(offset + 8, h.seq >>> 0, true);
+  view.setUint32(offset + 12, h.corr >>> 0, true);
+  view.setUint32(offset + 16, h.bodyCrc >>> 0, true);
+  view.setUint32(offset + 20, crc32cJs(bytes.subarray(offset, offset + 20)), true);
+}
+
+/** Reads and checks a header; returns the header or the fault. Never reads outside `bytes`. */
+export function readHeader(
+  view: DataView,
+  bytes: Uint8Array,
+  offset: number,
+  maxBody: number,
+): FrameHeader | FrameFault {
+  if (offset < 0 || offset + FRAME_HEADER_SIZE > bytes.length) {
+    return { code: 'truncated', have: Math.max(0, bytes.length - offset), need: FRAME_HEADER_SIZE };
+  }
+  const magic = view.getUint16(offset, true);
+  if (magic !== FRAME_MAGIC) return { code: 'bad-magic', got: magic };
+  const want = crc32cJs(bytes.subarray(offset, offset + 20));
+  const got = view.getUint32(offset + 20, true);
+  if (got !== want) return { code: 'header-crc', got, want };
+  const flags = view.getUint8(offset + 3);
+  if ((flags & ~KNOWN_FLAGS) !== 0) return { code: 'bad-flags', flags };
+  const length = view.getUint32(offset + 4, true);
+  if (length > maxBody) return { code: 'too-long', length, max: maxBody };
+  return {
+    type: view.getUint8(offset + 2),
+    flags,
+    length,
+    seq: view.getUint32(offset + 8, true),
+    corr: view.getUint32(offset + 12, true),
+    bodyCrc: view.getUint32(offset + 16, true),
+  };
+}
+
+export function isFault(x: FrameHeader | FrameFault): x is FrameFault {
+  return 'code' in x;
+}
+
+export function checkBody(h: FrameHeader, body: Uint8Array): FrameFault | undefined {
+  if ((h.flags & FLAG_BODY_CRC) === 0) return undefined;
+  const want = crc32c(body);
+  return want === h.bodyCrc ? undefined : { code: 'body-crc', got: h.bodyCrc, want };
+}
+
+export function bodyCrcFor(flags: number, body: Uint8Array): number {
+  return (flags & FLAG_BODY_CRC) !== 0 ? crc32c(body) : 0;
+}
+
+/** Encodes a whole frame into a fresh buffer (stream transports, test vectors). */
+export function encodeFrame(f: Frame): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_SIZE + f.body.length);
+  const view = new DataView(out.buffer);
+  out.set(f.body, FRAME_HEADER_SIZE);
+  writeHeader(view, out, 0, {
+    type: f.type,
+    flags: f.flags,
+    length: f.body.length,
+    seq: f.seq,
+    corr: f.corr,
+    bodyCrc: bodyCrcFor(f.flags, f.body),
+  });
+  return out;
+}
+
+/** Decodes one frame at the start of `bytes`; the body is a copy. */
+export function decodeFrame(bytes: Uint8Array, maxBody: number): Frame | FrameFault {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const h = readHeader(view, bytes, 0, maxBody);
+  if (isFault(h)) return h;
+  if (FRAME_HEADER_SIZE + h.length > bytes.length) {
+    return { code: 'truncated', have: bytes.length, need: FRAME_HEADER_SIZE + h.length };
+  }
+  const body = bytes.slice(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + h.length);
+  const fault = checkBody(h, body);
+  if (fault) return fault;
+  return { type: h.type, flags: h.flags, seq: h.seq, corr: h.corr, body };
+}

@@ -1,0 +1,15 @@
+export {
+  FRAME_HEADER_SIZE,
+  FRAME_MAGIC,
+  FLAG_BODY_CRC,
+  FLAG_JSON,
+  bodyCrcFor,
+  checkBody,
+  decodeFrame,
+  describeFault,
+  encodeFrame,
+  isFault,
+  readHeader,
+  writeHeader,
+} from './codec.js';
+export type { Frame, FrameFault, FrameHeader } from './codec.js';

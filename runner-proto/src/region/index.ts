@@ -1,0 +1,17 @@
+export { Region } from './region.js';
+export type { RegionInfo, RingMemory } from './region.js';
+export {
+  CTRL_DOORBELL,
+  CTRL_HEAD,
+  CTRL_TAIL,
+  CTRL_WANT_KICK,
+  DATA_OFFSET,
+  LAYOUT_VERSION,
+  REGION_MAGIC,
+  SIDE_EPOCH,
+  SIDE_HEARTBEAT,
+  SIDE_STATE,
+  Side,
+  regionSizeFor,
+  ringSizeFor,
+} from './layout.js';

@@ -1,0 +1,230 @@
+import {
+  FRAME_HEADER_SIZE,
+  bodyCrcFor,
+  checkBody,
+  isFault,
+  readHeader,
+  writeHeader,
+  type Frame,
+  type FrameFault,
+} from '../frame/index.js';
+import { CTRL_DOORBELL, CTRL_HEAD, CTRL_TAIL, CTRL_WANT_KICK } from '../region/index.js';
+import type { RingMemory } from '../region/index.js';
+
+/*
+ * A single-producer single-consumer ring of variable-size frames (sDDF's index discipline, with frames stored
+ * inline rather than as descriptors into a separate pool, so one copy in and one copy out is all it costs).
+ *
+ * - head and tail are free-running u32 byte counters; only the producer writes tail, only the consumer head.
+ * - A record is a frame (24-byte header + body) padded to 8 bytes and never split: when it does not fit before
+ *   the end of the data area, the producer writes the PAD word there and continues at offset 0.
+ * - Publication order: bytes first, then Atomics.store(tail) (seq-cst, a release barrier on x86 and Arm).
+ * - The consumer validates every header (magic, CRC, length within the ring and the bytes published) before it
+ *   reads a body, so a corrupted ring can never make it read outside the data area.
+ */
+export const PAD_WORD = 0xffffffff;
+export const RECORD_ALIGN = 8;
+
+export function recordSize(bodyLength: number): number {
+  return (FRAME_HEADER_SIZE + bodyLength + RECORD_ALIGN - 1) & ~(RECORD_ALIGN - 1);
+}
+
+/** The largest body a ring of `capacity` bytes accepts: half the ring, so a record always fits once drained. */
+export function maxBodyFor(capacity: number): number {
+  return capacity / 2 - FRAME_HEADER_SIZE;
+}
+
+export type RingFault =
+  | FrameFault
+  | { readonly code: 'bad-index'; readonly head: number; readonly tail: number; readonly capacity: number }
+  | { readonly code: 'overrun'; readonly need: number; readonly available: number };
+
+export interface FrameToSend {
+  readonly type: number;
+  readonly flags: number;
+  readonly corr: number;
+  readonly body: Uint8Array;
+}
+
+export class RingProducer {
+  private readonly mem: RingMemory;
+  private readonly capacity: number;
+  private readonly mask: number;
+  readonly maxBody: number;
+  private tail: number;
+  private seq = 0;
+  /** Kicks actually sent; the rest were suppressed because the consumer was not asleep. */
+  kicks = 0;
+
+  constructor(mem: RingMemory) {
+    this.mem = mem;
+    this.capacity = mem.data.length;
+    this.mask = this.capacity - 1;
+    this.maxBody = maxBodyFor(this.capacity);
+    this.tail = Atomics.load(mem.words, (mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+  }
+
+  /** Bytes free right now, as seen from the producer. */
+  free(): number {
+    const head = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
+    return this.capacity - ((this.tail - head) >>> 0);
+  }
+
+  /**
+   * Writes one frame if it fits; returns false when the ring is full (back-pressure: the caller waits for the
+   * consumer to move head). Does not publish: call publish() after a batch.
+   */
+  tryWrite(f: FrameToSend): boolean {
+    const len = f.body.length;
+    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
+    const need = recordSize(len);
+    const head = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
+    const used = (this.tail - head) >>> 0;
+    if (used > this.capacity) return false; // consumer index is nonsense: refuse to write until a reset
+    let free = this.capacity - used;
+    let pos = this.tail & this.mask;
+    const contiguous = this.capacity - pos;
+    if (need > contiguous) {
+      if (free < contiguous + need) return false;
+      this.mem.dataView.setUint32(pos, PAD_WORD, true);
+      this.tail = (this.tail + contiguous) >>> 0;
+      free -= contiguous;
+      pos = 0;
+    } else if (free < need) {
+      return false;
+    }
+    this.mem.data.set(f.body, pos + FRAME_HEADER_SIZE);
+    writeHeader(this.mem.dataView, this.mem.data, pos, {
+      type: f.type,
+      flags: f.flags,
+      length: len,
+      seq: this.seq,
+      corr: f.corr,
+      bodyCrc: bodyCrcFor(f.flags, f.body),
+    });
+    this.seq = (this.seq + 1) >>> 0;
+    this.tail = (this.tail + need) >>> 0;
+    return true;
+  }
+
+  /**
+   * Makes written frames visible, then applies the flag-and-recheck rule: kick only if the consumer said it is
+   * going to sleep. Returns true if the caller must ring the doorbell.
+   */
+  publish(): boolean {
+    const w = this.mem.words;
+    Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, this.tail | 0);
+    if (Atomics.load(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2) !== 0 &&
+        Atomics.compareExchange(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 1, 0) === 1) {
+      Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
+      this.kicks++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Forgets local state and adopts the published tail (after a ring reset). */
+  resync(): void {
+    this.tail = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+  }
+
+  get published(): number {
+    return this.tail;
+  }
+}
+
+export class RingConsumer {
+  private readonly mem: RingMemory;
+  private readonly capacity: number;
+  private readonly mask: number;
+  readonly maxBody: number;
+  private head: number;
+
+  constructor(mem: RingMemory) {
+    this.mem = mem;
+    this.capacity = mem.data.length;
+    this.mask = this.capacity - 1;
+    this.maxBody = maxBodyFor(this.capacity);
+    this.head = Atomics.load(mem.words, (mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
+  }
+
+  private loadTail(): number {
+    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+  }
+
+  isEmpty(): boolean {
+    return this.loadTail() === this.head;
+  }
+
+  /**
+   * Reads the next frame, or undefined if the ring is empty, or a fault if what is published is not a valid
+   * frame. The body is copied out; head moves only on success (call release() to publish head).
+   */
+  read(): Frame | RingFault | undefined {
+    const tail = this.loadTail();
+    let avail = (tail - this.head) >>> 0;
+    if (avail === 0) return undefined;
+    if (avail > this.capacity || avail % 8 !== 0) {
+      return { code: 'bad-index', head: this.head, tail, capacity: this.capacity };
+    }
+    let pos = this.head & this.mask;
+    if (this.mem.dataView.getUint32(pos, true) === PAD_WORD) {
+      const skip = this.capacity - pos;
+      if (skip >= avail) return { code: 'bad-index', head: this.head, tail, capacity: this.capacity };
+      this.head = (this.head + skip) >>> 0;
+      avail -= skip;
+      pos = 0;
+    }
+    if (avail < FRAME_HEADER_SIZE || this.capacity - pos < FRAME_HEADER_SIZE) {
+      return { code: 'overrun', need: FRAME_HEADER_SIZE, available: Math.min(avail, this.capacity - pos) };
+    }
+    const h = readHeader(this.mem.dataView, this.mem.data, pos, this.maxBody);
+    if (isFault(h)) return h;
+    const need = recordSize(h.length);
+    if (need > avail || need > this.capacity - pos) {
+      return { code: 'overrun', need, available: Math.min(avail, this.capacity - pos) };
+    }
+    const start = pos + FRAME_HEADER_SIZE;
+    const body = this.mem.data.slice(start, start + h.length);
+    const fault = checkBody(h, body);
+    if (fault) return fault;
+    this.head = (this.head + need) >>> 0;
+    return { type: h.type, flags: h.flags, seq: h.seq, corr: h.corr, body };
+  }
+
+  /** Publishes head so the producer can reuse the space. */
+  release(): void {
+    Atomics.store(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2, this.head | 0);
+  }
+
+  /**
+   * The consumer half of flag-and-recheck: ask for a kick, then look again. Returns true if it is safe to sleep
+   * (ring still empty with the flag set); false means work arrived and the flag was withdrawn.
+   */
+  armKick(): boolean {
+    const w = this.mem.words;
+    Atomics.store(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 1);
+    if (!this.isEmpty()) {
+      Atomics.store(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 0);
+      return false;
+    }
+    return true;
+  }
+
+  disarmKick(): void {
+    Atomics.store(this.mem.words, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 0);
+  }
+
+  doorbell(): number {
+    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_DOORBELL) >> 2);
+  }
+
+  /** Drops everything published (after corruption): the consumer side of a resync. */
+  skipToTail(): number {
+    const tail = this.loadTail();
+    const dropped = (tail - this.head) >>> 0;
+    this.head = tail;
+    this.release();
+    return dropped;
+  }
+}
