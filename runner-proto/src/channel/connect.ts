@@ -66,8 +66,9 @@ export interface RingOptions {
  * The runner creates the region (or re-initialises it in place, keeping the inode, so a guest that maps the
  * same file through ivshmem keeps seeing it) and waits for an agent.
  */
-export function createRing(options: RingOptions & { ringSize: number; create?: boolean }): RingLink {
+export function createRing(options: RingOptions & { ringSize: number; fileSize?: number; create?: boolean }): RingLink {
   const size = regionSizeFor(options.ringSize);
+  const fileSize = Math.max(size, options.fileSize ?? 0);
   if (options.create !== false) {
     let existing = -1;
     try {
@@ -75,7 +76,7 @@ export function createRing(options: RingOptions & { ringSize: number; create?: b
     } catch {
       existing = -1;
     }
-    if (existing < size) createRegionFile(options.path, size);
+    if (existing !== fileSize) createRegionFile(options.path, fileSize);
   }
   const mapping = mapFile(options.path, size);
   const region = Region.initialise(mapping.buffer, options.ringSize);

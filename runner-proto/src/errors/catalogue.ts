@@ -15,6 +15,7 @@ export const ERROR_CATALOGUE = {
   AGT_ERR_DIGEST_MISMATCH: { status: 422, summary: 'content does not match its sha256 digest' },
   AGT_ERR_STORE_IO: { status: 500, summary: 'module store could not read or write' },
   AGT_ERR_RUNNER_UNAVAILABLE: { status: 503, summary: 'the runner is not connected' },
+  AGT_ERR_AGENT_UNAVAILABLE: { status: 503, summary: 'the agent API cannot be reached' },
   AGT_ERR_TIMEOUT: { status: 504, summary: 'a wait exceeded its time limit' },
   AGT_ERR_CHANNEL_FRAME: { status: 502, summary: 'a channel frame failed a check' },
   AGT_ERR_CHANNEL_REGION: { status: 500, summary: 'the shared-memory region could not be used' },

@@ -1,0 +1,2 @@
+export { AgentClient } from './agent-client.js';
+export type { RunCallbacks } from './agent-client.js';

@@ -1,0 +1,2 @@
+export { AgentCore } from './agent-core.js';
+export type { AgentStatus, RunRequest, UploadResult } from './agent-core.js';

@@ -1,0 +1,276 @@
+import { randomInt } from 'node:crypto';
+import {
+  Endpoint,
+  attachRing,
+  connectStream,
+  peerState,
+  type RingLink,
+} from '../../../runner-proto/src/channel/index.js';
+import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
+import type { Frame } from '../../../runner-proto/src/frame/index.js';
+import type { Logger } from '../../../runner-proto/src/log/index.js';
+import {
+  CAPABILITIES,
+  MsgType,
+  PROTOCOL_VERSION,
+  decodeJson,
+  encodeJson,
+  exitSchema,
+  helloAckSchema,
+  type ExitMessage,
+  type HelloAck,
+  type RunMessage,
+} from '../../../runner-proto/src/protocol/index.js';
+import { Side } from '../../../runner-proto/src/region/index.js';
+import { z } from 'zod';
+
+export type LinkConfig =
+  | { readonly kind: 'ring'; readonly path: string }
+  | { readonly kind: 'stream'; readonly path: string };
+
+export interface RunOutput {
+  onStdout(chunk: Uint8Array): void;
+  onStderr(chunk: Uint8Array): void;
+}
+
+export interface RunHandle {
+  readonly runId: number;
+  readonly exit: Promise<ExitMessage>;
+  kill(graceMs?: number): Promise<void>;
+}
+
+export interface LinkStatus {
+  readonly connected: boolean;
+  readonly transport: 'ring' | 'stream';
+  readonly path: string;
+  readonly runnerEpoch?: number;
+  readonly protocolVersion?: number;
+  readonly engines?: readonly string[];
+  readonly connects: number;
+  readonly since?: string;
+}
+
+interface ActiveRun {
+  readonly output: RunOutput;
+  resolve(e: ExitMessage): void;
+  reject(e: AgentError): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const CHUNK_SIZE = 64 * 1024;
+const okSchema = z.record(z.string(), z.unknown());
+const haveSchema = z.object({ have: z.boolean() });
+
+/**
+ * The agent's side of the channel: connects (and reconnects) to the runner, says HELLO, moves modules by
+ * digest (only when the runner lacks them) and drives runs, delivering their output as it arrives.
+ */
+export class RunnerLink {
+  private readonly config: LinkConfig;
+  private readonly logger: Logger;
+  private readonly epoch = randomInt(1, 0x7fffffff);
+  private endpoint: Endpoint | undefined;
+  private ring: RingLink | undefined;
+  private ack: HelloAck | undefined;
+  private connecting: Promise<Endpoint> | undefined;
+  private readonly runs = new Map<number, ActiveRun>();
+  private watchdog: NodeJS.Timeout | undefined;
+  private closed = false;
+  private connects = 0;
+  private connectedAt: Date | undefined;
+  private readonly transfers = new Map<string, Promise<void>>();
+
+  constructor(config: LinkConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+  }
+
+  /** Connects now and keeps the link up in the background; never throws (status shows the state). */
+  start(): void {
+    void this.connected(30_000).catch((err: unknown) => this.logger.warn({ err: toAgentError(err).message }, 'runner not reachable yet'));
+    this.watchdog = setInterval(() => this.checkPeer(), 250);
+    this.watchdog.unref();
+  }
+
+  /** Returns a live endpoint, connecting if needed, bounded by timeoutMs. */
+  connected(timeoutMs = 10_000): Promise<Endpoint> {
+    if (this.closed) return Promise.reject(new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', 'agent is shutting down'));
+    if (this.endpoint && !this.endpoint.closed) return Promise.resolve(this.endpoint);
+    if (!this.connecting) {
+      this.connecting = this.connect(timeoutMs).finally(() => {
+        this.connecting = undefined;
+      });
+    }
+    return this.connecting;
+  }
+
+  private async connect(timeoutMs: number): Promise<Endpoint> {
+    let ep: Endpoint;
+    if (this.config.kind === 'ring') {
+      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger });
+      this.ring = ring;
+      ep = new Endpoint({ transport: ring.transport, role: 'agent', logger: this.logger });
+    } else {
+      ep = new Endpoint({ transport: await connectStream(this.config.path, timeoutMs), role: 'agent', logger: this.logger });
+    }
+    ep.on(MsgType.STDOUT, (f) => this.runs.get(f.corr)?.output.onStdout(f.body))
+      .on(MsgType.STDERR, (f) => this.runs.get(f.corr)?.output.onStderr(f.body))
+      .on(MsgType.EXIT, (f) => this.onExit(f));
+    ep.onClose((why) => this.dropped(ep, why));
+    ep.start();
+    try {
+      const ack = await ep.requestJson(
+        MsgType.HELLO,
+        { versions: [PROTOCOL_VERSION], role: 'agent', epoch: this.epoch, capabilities: [...CAPABILITIES], maxBody: ep.transport.maxBody, software: 'wasmedge-agent' },
+        helloAckSchema,
+        { timeoutMs },
+      );
+      this.ack = ack;
+    } catch (err) {
+      await ep.close('hello failed');
+      await this.ring?.close();
+      this.ring = undefined;
+      throw err;
+    }
+    this.endpoint = ep;
+    this.connects++;
+    this.connectedAt = new Date();
+    this.logger.info({ transport: this.config.kind, path: this.config.path, runnerEpoch: this.ack.epoch, version: this.ack.version }, 'connected to runner');
+    return ep;
+  }
+
+  private onExit(f: Frame): void {
+    const run = this.runs.get(f.corr);
+    if (!run) return;
+    this.runs.delete(f.corr);
+    if (run.timer) clearTimeout(run.timer);
+    try {
+      run.resolve(decodeJson(f.type, f.body, exitSchema));
+    } catch (err) {
+      run.reject(toAgentError(err, 'AGT_ERR_PROTOCOL'));
+    }
+  }
+
+  /** Ring liveness: a restarted runner shows a new epoch; a dead one stops its heartbeat. */
+  private lastBeat = { value: -1, at: 0 };
+  private checkPeer(): void {
+    if (!this.ring || !this.endpoint || this.endpoint.closed || !this.ack) return;
+    const peer = peerState(this.ring.region, Side.Runner);
+    const now = performance.now();
+    if (peer.heartbeat !== this.lastBeat.value) this.lastBeat = { value: peer.heartbeat, at: now };
+    const stale = this.lastBeat.at !== 0 && now - this.lastBeat.at > 1000;
+    if (stale || !peer.attached) {
+      this.logger.warn({ stale, attached: peer.attached }, 'runner stopped answering on the ring; reconnecting');
+      void this.endpoint.close('runner gone');
+    }
+  }
+
+  private dropped(ep: Endpoint, why: string): void {
+    if (this.endpoint !== ep) return;
+    this.endpoint = undefined;
+    this.ack = undefined;
+    this.lastBeat = { value: -1, at: 0 };
+    const ring = this.ring;
+    this.ring = undefined;
+    void ring?.close();
+    for (const [id, run] of this.runs) {
+      if (run.timer) clearTimeout(run.timer);
+      run.reject(new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', `runner link lost during run ${id}: ${why}`));
+    }
+    this.runs.clear();
+    this.transfers.clear();
+    if (!this.closed) {
+      this.logger.warn({ why }, 'runner link lost');
+      setTimeout(() => void this.connected(30_000).catch(() => undefined), 100).unref();
+    }
+  }
+
+  /** Makes sure the runner holds `digest`; sends the bytes only if it does not. */
+  async ensureModule(digest: string, load: () => Promise<Uint8Array>): Promise<{ sent: boolean }> {
+    const ep = await this.connected();
+    const have = await ep.requestJson(MsgType.MODULE_HAVE, { digest }, haveSchema);
+    if (have.have) return { sent: false };
+    // Concurrent runs of the same new module share one transfer.
+    let t = this.transfers.get(digest);
+    if (!t) {
+      t = (async () => this.sendModule(ep, digest, await load()))().finally(() => this.transfers.delete(digest));
+      this.transfers.set(digest, t);
+    }
+    await t;
+    return { sent: true };
+  }
+
+  private async sendModule(ep: Endpoint, digest: string, bytes: Uint8Array): Promise<void> {
+    const corr = ep.allocCorr();
+    await ep.requestJson(MsgType.MODULE_BEGIN, { digest, size: bytes.length, chunkSize: CHUNK_SIZE }, okSchema, { corr });
+    const chunk = Math.min(CHUNK_SIZE, ep.transport.maxBody);
+    for (let off = 0; off < bytes.length; off += chunk) {
+      // No per-chunk CRC: the whole module is verified against its sha256 on arrival.
+      await ep.send(MsgType.MODULE_CHUNK, corr, bytes.subarray(off, Math.min(off + chunk, bytes.length)), 0);
+    }
+    await ep.requestJson(MsgType.MODULE_END, { digest }, okSchema, { corr, timeoutMs: 60_000 });
+    this.logger.info({ digest, size: bytes.length }, 'module sent to runner');
+  }
+
+  /** Starts a run; output is delivered through `output` until `exit` settles. */
+  async run(req: RunMessage, output: RunOutput, options: { timeoutMs?: number } = {}): Promise<RunHandle> {
+    const ep = await this.connected();
+    const runId = ep.allocCorr();
+    let resolve!: (e: ExitMessage) => void;
+    let reject!: (e: AgentError) => void;
+    const exit = new Promise<ExitMessage>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const active: ActiveRun = { output, resolve, reject, timer: undefined };
+    if (options.timeoutMs) {
+      active.timer = setTimeout(() => {
+        this.runs.delete(runId);
+        reject(new AgentError('AGT_ERR_TIMEOUT', `run did not end within ${options.timeoutMs} ms`));
+      }, options.timeoutMs);
+    }
+    this.runs.set(runId, active);
+    try {
+      await ep.request(MsgType.RUN, encodeJson(req), { corr: runId });
+    } catch (err) {
+      this.runs.delete(runId);
+      if (active.timer) clearTimeout(active.timer);
+      throw err;
+    }
+    return {
+      runId,
+      exit,
+      kill: async (graceMs = 0) => {
+        await ep.request(MsgType.KILL, encodeJson({ graceMs }), { corr: runId }).catch(() => undefined);
+      },
+    };
+  }
+
+  async ping(timeoutMs = 2000): Promise<number> {
+    const ep = await this.connected(timeoutMs);
+    const t0 = performance.now();
+    await ep.request(MsgType.PING, encodeJson({}), { timeoutMs });
+    return performance.now() - t0;
+  }
+
+  status(): LinkStatus {
+    const up = this.endpoint !== undefined && !this.endpoint.closed;
+    return {
+      connected: up,
+      transport: this.config.kind,
+      path: this.config.path,
+      runnerEpoch: up ? this.ack?.epoch : undefined,
+      protocolVersion: up ? this.ack?.version : undefined,
+      engines: up ? this.ack?.engines : undefined,
+      connects: this.connects,
+      since: up ? this.connectedAt?.toISOString() : undefined,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    await this.endpoint?.close('agent stopping');
+    await this.ring?.close();
+  }
+}

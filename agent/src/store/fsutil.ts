@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { AgentError } from '../../../runner-proto/src/errors/index.js';
+
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function ioError(action: string, path: string, err: unknown): AgentError {
+  if (err instanceof AgentError) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  const errno = errnoCode(err);
+  return new AgentError('AGT_ERR_STORE_IO', `could not ${action} ${path}: ${reason}`, { path, ...(errno ? { errno } : {}) }, { cause: err });
+}
+
+/** Runs one file-system step and turns whatever it throws into AGT_ERR_STORE_IO naming the step and path. */
+export async function io<T>(action: string, path: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw ioError(action, path, err);
+  }
+}
+
+/**
+ * A rename is durable only once the directory holding the new entry is flushed; without this a power cut
+ * can roll the rename back even though the file's data was synced.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** `wx` so that a colliding temp name fails loudly instead of two writers sharing one file. */
+export async function writeSynced(path: string, data: Uint8Array | string): Promise<void> {
+  const fh = await open(path, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function removeQuietly(path: string): Promise<void> {
+  await rm(path, { force: true, recursive: true }).catch(() => undefined);
+}
+
+/** Streams so that verifying a large blob does not hold it in memory. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,130 @@
+/**
+ * stdout/stderr travel from the worker to the runner through a ring in a SharedArrayBuffer, not as one
+ * postMessage per write: messages still queued when `worker.terminate()` runs are dropped (measured on Node 20),
+ * whereas the ring outlives the worker and is drained after it stops, so output written just before a timeout or
+ * kill is still delivered, in order. A full ring blocks the writer, which bounds the runner's memory however
+ * fast a module floods. A postMessage "doorbell" tells the runner there is something to drain.
+ */
+
+const WRITE = 0;
+const READ = 1;
+const DOORBELL = 2;
+const PAGES = 3;
+const HEADER_BYTES = 64;
+const RECORD_HEADER = 8;
+const WAIT_SLICE_MS = 100;
+
+export const DEFAULT_RING_BYTES = 256 * 1024;
+
+export function createOutputRing(capacity = DEFAULT_RING_BYTES): SharedArrayBuffer {
+  if (capacity < 1024 || (capacity & (capacity - 1)) !== 0) throw new RangeError('ring capacity must be a power of two ≥ 1024');
+  return new SharedArrayBuffer(HEADER_BYTES + capacity);
+}
+
+class RingView {
+  protected readonly header: Int32Array;
+  protected readonly data: Uint8Array;
+  protected readonly mask: number;
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    this.data = new Uint8Array(buffer, HEADER_BYTES);
+    this.mask = this.data.length - 1;
+  }
+
+  protected used(): number {
+    return (Atomics.load(this.header, WRITE) - Atomics.load(this.header, READ)) >>> 0;
+  }
+}
+
+export class RingWriter extends RingView {
+  private readonly scratch = new DataView(new ArrayBuffer(RECORD_HEADER));
+
+  constructor(
+    buffer: SharedArrayBuffer,
+    private readonly ring: () => void,
+  ) {
+    super(buffer);
+  }
+
+  /** Copies `bytes` in (splitting large writes); blocks while the runner has not made room. */
+  write(fd: number, bytes: Uint8Array): void {
+    const piece = this.data.length / 2 - RECORD_HEADER;
+    for (let at = 0; at < bytes.length; at += piece) {
+      this.put(fd, bytes.subarray(at, Math.min(bytes.length, at + piece)));
+    }
+  }
+
+  /** Latest known linear-memory size, readable by the runner even after the worker is gone. */
+  setPages(pages: number): void {
+    Atomics.store(this.header, PAGES, pages);
+  }
+
+  private put(fd: number, bytes: Uint8Array): void {
+    const need = RECORD_HEADER + bytes.length;
+    while (this.data.length - this.used() < need) {
+      this.doorbell();
+      Atomics.wait(this.header, READ, Atomics.load(this.header, READ), WAIT_SLICE_MS);
+    }
+    const start = Atomics.load(this.header, WRITE);
+    this.scratch.setUint32(0, fd, true);
+    this.scratch.setUint32(4, bytes.length, true);
+    this.copyIn(start, new Uint8Array(this.scratch.buffer));
+    this.copyIn(start + RECORD_HEADER, bytes);
+    Atomics.store(this.header, WRITE, (start + need) | 0);
+    this.doorbell();
+  }
+
+  private copyIn(counter: number, bytes: Uint8Array): void {
+    const at = counter & this.mask;
+    const first = Math.min(bytes.length, this.data.length - at);
+    this.data.set(bytes.subarray(0, first), at);
+    if (first < bytes.length) this.data.set(bytes.subarray(first), 0);
+  }
+
+  private doorbell(): void {
+    if (Atomics.compareExchange(this.header, DOORBELL, 0, 1) === 0) this.ring();
+  }
+}
+
+export class RingReader extends RingView {
+  /** Empties the ring, handing each record to `deliver` as a fresh copy, then wakes a blocked writer. */
+  drain(deliver: (fd: number, chunk: Uint8Array) => void): void {
+    // Cleared first: a write landing after this point rings again, so nothing is left unannounced.
+    Atomics.store(this.header, DOORBELL, 0);
+    let read = Atomics.load(this.header, READ);
+    const write = Atomics.load(this.header, WRITE);
+    while (read !== write) {
+      const head = this.copyOut(read, RECORD_HEADER);
+      const view = new DataView(head.buffer);
+      const fd = view.getUint32(0, true);
+      const len = view.getUint32(4, true);
+      const chunk = this.copyOut(read + RECORD_HEADER, len);
+      read = (read + RECORD_HEADER + len) | 0;
+      Atomics.store(this.header, READ, read);
+      deliver(fd, chunk);
+    }
+    Atomics.notify(this.header, READ);
+  }
+
+  pages(): number {
+    return Atomics.load(this.header, PAGES);
+  }
+
+  /** Only while no worker writes (between runs). */
+  reset(): void {
+    Atomics.store(this.header, WRITE, 0);
+    Atomics.store(this.header, READ, 0);
+    Atomics.store(this.header, DOORBELL, 0);
+    Atomics.store(this.header, PAGES, 0);
+  }
+
+  private copyOut(counter: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    const at = counter & this.mask;
+    const first = Math.min(len, this.data.length - at);
+    out.set(this.data.subarray(at, at + first));
+    if (first < len) out.set(this.data.subarray(0, len - first), first);
+    return out;
+  }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import fs from 'node:fs';
+import net from 'node:net';
+import { Endpoint, createRing, type RingLink } from '../channel/index.js';
+import { createEngine } from '../engine/index.js';
+import { AgentError, toAgentError } from '../errors/index.js';
+import { createLogger } from '../log/index.js';
+import { StreamTransport } from '../transport/index.js';
+import { parseRunnerConfig } from './config.js';
+import { Runner } from './runner.js';
+
+/**
+ * The runner process: the prototype of the seL4-side component. It owns the shared region (it creates it, as
+ * the seL4 system description would), serves one agent at a time over it, and/or listens on a Unix socket for
+ * the stream transport. It prints READY on stdout once it can be reached, for supervisors and tests.
+ */
+async function main(): Promise<void> {
+  const config = parseRunnerConfig(process.argv.slice(2));
+  const logger = createLogger('runner');
+  const engine = await createEngine(config.engine, { logger });
+  const runner = new Runner({ engine, logger, maxModuleBytes: config.maxModuleBytes });
+  const closers: Array<() => Promise<void>> = [];
+
+  if (config.region) {
+    const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize });
+    const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
+    runner.serve(ep);
+    ep.start();
+    closers.push(async () => {
+      await ep.close('runner stopping');
+      await link.close();
+      if (!config.keepRegion) fs.rmSync(config.region!, { force: true });
+    });
+    logger.info({ region: config.region, ringSize: config.ringSize }, 'shared-memory channel ready');
+  }
+  if (config.socket) {
+    fs.rmSync(config.socket, { force: true });
+    const endpoints = new Set<Endpoint>();
+    const server = net.createServer((sock) => {
+      const ep = new Endpoint({ transport: new StreamTransport(sock), role: 'runner', logger });
+      endpoints.add(ep);
+      ep.onClose(() => endpoints.delete(ep));
+      runner.serve(ep);
+      ep.start();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.socket, () => resolve());
+    });
+    closers.push(async () => {
+      server.close();
+      await Promise.all([...endpoints].map((ep) => ep.close('runner stopping')));
+      fs.rmSync(config.socket!, { force: true });
+    });
+    logger.info({ socket: config.socket }, 'stream channel ready');
+  }
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'runner stopping');
+    const force = setTimeout(() => process.exit(1), 5000);
+    force.unref();
+    await runner.close();
+    for (const c of closers) await c().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.stdout.write('READY\n');
+}
+
+main().catch((err: unknown) => {
+  const e = toAgentError(err, 'AGT_ERR_CONFIG_INVALID');
+  process.stderr.write(`wasmedge-runner: ${e instanceof AgentError ? e.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,184 @@
+import { Endpoint } from '../channel/index.js';
+import { AgentError, toAgentError } from '../errors/index.js';
+import type { Frame } from '../frame/index.js';
+import type { CompiledModule, Engine, RunningInstance } from '../engine/index.js';
+import type { Logger } from '../log/index.js';
+import {
+  CAPABILITIES,
+  MsgType,
+  PROTOCOL_VERSION,
+  decodeJson,
+  helloSchema,
+  killSchema,
+  moduleBeginSchema,
+  moduleEndSchema,
+  moduleHaveSchema,
+  runSchema,
+  type HelloAck,
+} from '../protocol/index.js';
+import { ModuleAssembly } from './transfer.js';
+
+export interface RunnerOptions {
+  readonly engine: Engine;
+  readonly logger: Logger;
+  readonly maxModuleBytes?: number;
+  readonly maxTransfers?: number;
+  readonly software?: string;
+}
+
+interface ActiveRun {
+  readonly instance: RunningInstance;
+  readonly endpoint: Endpoint;
+}
+
+/**
+ * The runner's request handling: module cache by digest, chunked transfers, runs with streamed output.
+ * One Runner serves successive agent sessions (endpoints); modules survive an agent restart.
+ */
+export class Runner {
+  private readonly engine: Engine;
+  private readonly logger: Logger;
+  private readonly maxModuleBytes: number;
+  private readonly maxTransfers: number;
+  private readonly software: string;
+  private readonly modules = new Map<string, CompiledModule>();
+  private readonly transfers = new Map<number, ModuleAssembly>();
+  private readonly runs = new Map<number, ActiveRun>();
+  private readonly epoch = Math.floor(Math.random() * 0x7fffffff);
+
+  constructor(options: RunnerOptions) {
+    this.engine = options.engine;
+    this.logger = options.logger;
+    this.maxModuleBytes = options.maxModuleBytes ?? 64 * 1024 * 1024;
+    this.maxTransfers = options.maxTransfers ?? 8;
+    this.software = options.software ?? 'wasmedge-runner';
+  }
+
+  /** Wires an endpoint's frame handlers to this runner. */
+  serve(ep: Endpoint): void {
+    ep.on(MsgType.HELLO, (f) => this.hello(ep, f))
+      .on(MsgType.PING, (f) => ep.reply(f.corr, { epoch: this.epoch, modules: this.modules.size, runs: this.runs.size }))
+      .on(MsgType.MODULE_HAVE, (f) => {
+        const { digest } = decodeJson(f.type, f.body, moduleHaveSchema);
+        return ep.reply(f.corr, { have: this.modules.has(digest) });
+      })
+      .on(MsgType.MODULE_BEGIN, (f) => this.moduleBegin(ep, f))
+      .on(MsgType.MODULE_CHUNK, (f) => this.moduleChunk(ep, f))
+      .on(MsgType.MODULE_END, (f) => this.moduleEnd(ep, f))
+      .on(MsgType.MODULE_FORGET, (f) => {
+        const { digest } = decodeJson(f.type, f.body, moduleHaveSchema);
+        this.modules.delete(digest);
+        this.engine.forget(digest);
+        return ep.reply(f.corr, { forgotten: true });
+      })
+      .on(MsgType.RUN, (f) => this.run(ep, f))
+      .on(MsgType.KILL, (f) => {
+        const { graceMs } = decodeJson(f.type, f.body, killSchema);
+        const r = this.runs.get(f.corr);
+        r?.instance.kill(graceMs ?? 0);
+        return ep.reply(f.corr, { killed: r !== undefined });
+      });
+    ep.onClose(() => this.endpointGone(ep));
+  }
+
+  private hello(ep: Endpoint, f: Frame): Promise<void> {
+    const hello = decodeJson(f.type, f.body, helloSchema);
+    const version = Math.max(...hello.versions.filter((v) => v <= PROTOCOL_VERSION), 0);
+    if (version === 0) {
+      throw new AgentError('AGT_ERR_PROTOCOL', `no common protocol version: peer offers ${hello.versions.join(',')}, runner speaks ${PROTOCOL_VERSION}`);
+    }
+    // A new agent session: runs started by a previous one have nobody to report to.
+    for (const [corr, run] of this.runs) {
+      if (run.endpoint === ep) continue;
+      run.instance.kill(0);
+      this.runs.delete(corr);
+    }
+    this.logger.info({ agentEpoch: hello.epoch, version, capabilities: hello.capabilities }, 'agent said hello');
+    const ack: HelloAck = {
+      version,
+      epoch: this.epoch,
+      capabilities: [...CAPABILITIES],
+      engines: [this.engine.name],
+      modules: this.modules.size,
+      software: this.software,
+    };
+    return ep.reply(f.corr, ack);
+  }
+
+  private moduleBegin(ep: Endpoint, f: Frame): Promise<void> {
+    const begin = decodeJson(f.type, f.body, moduleBeginSchema);
+    if (this.transfers.size >= this.maxTransfers && !this.transfers.has(f.corr)) {
+      throw new AgentError('AGT_ERR_PROTOCOL', `too many module transfers in flight (max ${this.maxTransfers})`);
+    }
+    this.transfers.set(f.corr, new ModuleAssembly(begin, this.maxModuleBytes));
+    return ep.reply(f.corr, { accepted: true });
+  }
+
+  private moduleChunk(ep: Endpoint, f: Frame): void {
+    const t = this.transfers.get(f.corr);
+    if (!t) {
+      this.logger.warn({ corr: f.corr }, 'module chunk for an unknown transfer');
+      return;
+    }
+    try {
+      t.add(f.body);
+    } catch (err) {
+      this.transfers.delete(f.corr);
+      void ep.replyError(f.corr, toAgentError(err)).catch(() => undefined);
+    }
+  }
+
+  private async moduleEnd(ep: Endpoint, f: Frame): Promise<void> {
+    const { digest } = decodeJson(f.type, f.body, moduleEndSchema);
+    const t = this.transfers.get(f.corr);
+    this.transfers.delete(f.corr);
+    if (!t) throw new AgentError('AGT_ERR_PROTOCOL', `MODULE_END for unknown transfer ${f.corr}`);
+    if (t.digest !== digest) throw new AgentError('AGT_ERR_PROTOCOL', `MODULE_END digest ${digest} differs from MODULE_BEGIN ${t.digest}`);
+    const bytes = t.finish();
+    const compiled = await this.engine.compile(digest, bytes);
+    this.modules.set(digest, compiled);
+    this.logger.info({ digest, size: bytes.length, kind: compiled.kind, ms: Date.now() - t.startedAt }, 'module received');
+    await ep.reply(f.corr, { digest, kind: compiled.kind });
+  }
+
+  private async run(ep: Endpoint, f: Frame): Promise<void> {
+    const req = decodeJson(f.type, f.body, runSchema);
+    const module = this.modules.get(req.digest);
+    if (!module) throw new AgentError('AGT_ERR_NOT_FOUND', `runner does not hold module ${req.digest}`, { field: 'digest' });
+    if (this.runs.has(f.corr)) throw new AgentError('AGT_ERR_PROTOCOL', `run id ${f.corr} is already running`);
+    const corr = f.corr;
+    const send = (type: number, chunk: Uint8Array): void => {
+      ep.send(type, corr, chunk).catch((err: unknown) => this.logger.warn({ corr, err: toAgentError(err).toJSON() }, 'output frame lost'));
+    };
+    const instance = this.engine.run(
+      module,
+      { argv0: req.argv0, args: req.args, env: req.env, limits: req.limits ?? {} },
+      { onStdout: (c) => send(MsgType.STDOUT, c), onStderr: (c) => send(MsgType.STDERR, c) },
+    );
+    this.runs.set(corr, { instance, endpoint: ep });
+    await ep.reply(corr, { started: true });
+    const result = await instance.result;
+    this.runs.delete(corr);
+    this.logger.info({ corr, digest: req.digest, reason: result.reason, exitCode: result.exitCode, wallMs: result.stats.wallMs }, 'run ended');
+    await ep.sendJson(MsgType.EXIT, corr, result);
+  }
+
+  private endpointGone(ep: Endpoint): void {
+    for (const [corr, run] of this.runs) {
+      if (run.endpoint !== ep) continue;
+      run.instance.kill(0);
+      this.runs.delete(corr);
+    }
+  }
+
+  get moduleCount(): number {
+    return this.modules.size;
+  }
+
+  async close(): Promise<void> {
+    for (const run of this.runs.values()) run.instance.kill(0);
+    await Promise.allSettled([...this.runs.values()].map((r) => r.instance.result));
+    this.runs.clear();
+    await this.engine.close();
+  }
+}
