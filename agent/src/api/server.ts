@@ -4,14 +4,11 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
+import { API_PREFIX, WS_STDERR, WS_STDOUT } from '../api-contract/index.js';
 import type { AgentCore } from '../core/index.js';
 import { parseJson, readBody, sendError, sendJson } from './http-util.js';
 import { runBody, wsClientMessage, wsRunStart } from './schemas.js';
 
-export const API_PREFIX = '/v1';
-/** Binary WebSocket messages carry output: one byte for the stream, then the bytes. */
-export const WS_STDOUT = 1;
-export const WS_STDERR = 2;
 
 const JSON_LIMIT = 1024 * 1024;
 
@@ -76,7 +73,8 @@ export class ApiServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
+    // Not `new URL()`: it would resolve `%2E%2E` segments away, hiding a bad name from validation.
+    const url = { pathname: (req.url ?? '/').split('?')[0]! };
     try {
       let pathMatched = false;
       for (const route of this.routes) {

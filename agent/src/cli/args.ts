@@ -41,31 +41,34 @@ export function takeGlobal(argv: string[]): { global: GlobalOptions; rest: strin
   return { global, rest: argv.slice(i) };
 }
 
-/** Options of `run` that come before the module or before `--`. */
+/**
+ * Options of `run`. With `--`, everything before it is options and the module, everything after it the module's
+ * arguments; without `--`, the arguments after the module belong to the module (like `wasmedge run MODULE ARGS`).
+ */
 export function takeRunOptions(argv: string[]): { opts: RunOptions; json: boolean; positional: string[]; passthrough: string[] } {
+  const dash = argv.indexOf('--');
+  const head = dash >= 0 ? argv.slice(0, dash) : argv;
   const opts: RunOptions = { env: {} };
   const positional: string[] = [];
   let json = false;
   let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      return { opts, json, positional, passthrough: argv.slice(i + 1) };
-    } else if (a === '--env' || a === '-e') {
-      const kv = argv[++i];
+  for (; i < head.length; i++) {
+    const a = head[i]!;
+    if (a === '--env' || a === '-e') {
+      const kv = head[++i];
       const eq = kv?.indexOf('=') ?? -1;
       if (kv === undefined || eq <= 0) throw usage(`--env expects NAME=VALUE, got "${kv ?? ''}"`);
       opts.env[kv.slice(0, eq)] = kv.slice(eq + 1);
-    } else if (a === '--time-limit') opts.timeMs = intValue(a, argv[++i]);
-    else if (a === '--memory-page-limit') opts.memoryPages = intValue(a, argv[++i]);
-    else if (a === '--output-limit') opts.outputBytes = intValue(a, argv[++i]);
+    } else if (a === '--time-limit') opts.timeMs = intValue(a, head[++i]);
+    else if (a === '--memory-page-limit') opts.memoryPages = intValue(a, head[++i]);
+    else if (a === '--output-limit') opts.outputBytes = intValue(a, head[++i]);
     else if (a === '--json') json = true;
-    else if (a.startsWith('-') && positional.length === 0) throw usage(`unknown option ${a} for run`);
+    else if (a.startsWith('-') && (dash >= 0 || positional.length === 0)) throw usage(`unknown option ${a} for run`);
     else {
       positional.push(a);
-      // After the module, the rest belongs to the module (like `wasmedge run MODULE ARGS...`).
-      if (positional.length === 1) return { opts, json, positional, passthrough: argv.slice(i + 1).filter((x, j) => !(j === 0 && x === '--')) };
+      if (dash < 0) return { opts, json, positional, passthrough: head.slice(i + 1) };
     }
   }
-  return { opts, json, positional, passthrough: [] };
+  if (positional.length > 1) throw usage(`run takes one module; put its arguments after "--" (got "${positional[1]}")`);
+  return { opts, json, positional, passthrough: dash >= 0 ? argv.slice(dash + 1) : [] };
 }

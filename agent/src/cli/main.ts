@@ -3,9 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 import type { ExitMessage } from '../../../runner-proto/src/protocol/index.js';
-import { AgentClient } from '../client/index.js';
-import { defaultSocketPath } from '../daemon/config.js';
-import { isValidName } from '../store/index.js';
+import { AgentClient, defaultSocketPath } from '../client/index.js';
 import { takeGlobal, takeRunOptions, type RunOptions } from './args.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
@@ -50,9 +48,6 @@ function readModule(file: string): Buffer {
 async function upload(client: AgentClient, file: string, name: string | undefined, json: boolean, quiet = false): Promise<string> {
   const bytes = readModule(file);
   const moduleName = name ?? nameFromFile(file);
-  if (!isValidName(moduleName)) {
-    throw new AgentError('AGT_ERR_NAME_INVALID', `"${moduleName}" is not a valid module name (letters, digits, . _ -); pass --name`);
-  }
   const r = await client.upload(moduleName, bytes);
   if (json) out(JSON.stringify(r));
   else if (!quiet) out(`${r.created ? 'stored' : 'unchanged'} ${r.name} ${r.digest} (${r.size} bytes, ${r.module.kind})`);

@@ -1,9 +1,8 @@
 import http from 'node:http';
 import { WebSocket } from 'ws';
-import { z } from 'zod';
 import { AgentError, errorFromJSON } from '../../../runner-proto/src/errors/index.js';
 import type { ExitMessage } from '../../../runner-proto/src/protocol/index.js';
-import { WS_STDERR, WS_STDOUT } from '../api/index.js';
+import { WS_STDERR, WS_STDOUT } from '../api-contract/index.js';
 import type { AgentStatus, RunRequest, UploadResult } from '../core/index.js';
 import type { NameRecord } from '../store/index.js';
 
@@ -12,8 +11,15 @@ export interface RunCallbacks {
   onStderr(chunk: Uint8Array): void;
 }
 
-const exitFrame = z.object({ type: z.literal('exit') }).passthrough();
-const errorFrame = z.object({ type: z.literal('error'), error: z.object({ code: z.string(), message: z.string() }).passthrough() });
+/** The CLI starts often: it checks the two message shapes by hand instead of loading zod (~200 ms). */
+function asRecord(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** Dots are escaped too, so a name like `..` reaches the agent (which refuses it) instead of being resolved away. */
+function pathSegment(name: string): string {
+  return encodeURIComponent(name).replace(/\./g, '%2E');
+}
 
 /** Talks to the agent's API over its Unix socket; every call is bounded by a timeout. */
 export class AgentClient {
@@ -86,11 +92,11 @@ export class AgentClient {
   }
 
   upload(name: string, bytes: Uint8Array, onProgress?: (sent: number) => void): Promise<UploadResult> {
-    return this.request('POST', `/v1/modules/${encodeURIComponent(name)}`, bytes, onProgress);
+    return this.request('POST', `/v1/modules/${pathSegment(name)}`, bytes, onProgress);
   }
 
   async remove(name: string): Promise<NameRecord> {
-    return (await this.request<{ removed: NameRecord }>('DELETE', `/v1/modules/${encodeURIComponent(name)}`)).removed;
+    return (await this.request<{ removed: NameRecord }>('DELETE', `/v1/modules/${pathSegment(name)}`)).removed;
   }
 
   /** Runs over the WebSocket API; output is delivered as it arrives; resolves with the exit. */
@@ -114,12 +120,15 @@ export class AgentClient {
           else if (data[0] === WS_STDERR) cb.onStderr(body);
           return;
         }
-        const msg: unknown = JSON.parse(data.toString());
-        const err = errorFrame.safeParse(msg);
-        if (err.success) settle(() => reject(errorFromJSON(err.data.error)));
-        const exit = exitFrame.safeParse(msg);
-        if (exit.success) {
-          const { type: _t, ...rest } = exit.data;
+        let msg: Record<string, unknown> | undefined;
+        try {
+          msg = asRecord(JSON.parse(data.toString()));
+        } catch {
+          msg = undefined;
+        }
+        if (msg?.type === 'error') settle(() => reject(errorFromJSON(asRecord(msg.error) ?? {})));
+        else if (msg?.type === 'exit' && typeof msg.exitCode === 'number' && typeof msg.reason === 'string') {
+          const { type: _t, ...rest } = msg;
           settle(() => resolve(rest as unknown as ExitMessage));
         }
       });

@@ -8,7 +8,7 @@ const runnerConfigSchema = z
     regionSize: z.number().int().positive().optional(),
     ringSize: z.number().int().positive(),
     socket: z.string().min(1).optional(),
-    engine: z.enum(['v8', 'wasmedge']),
+    engine: z.enum(['v8']),
     maxModuleBytes: z.number().int().positive(),
     keepRegion: z.boolean(),
   })
@@ -16,7 +16,7 @@ const runnerConfigSchema = z
 
 export type RunnerConfig = Readonly<z.infer<typeof runnerConfigSchema>>;
 
-export const RUNNER_USAGE = `usage: wasmedge-runner (--region PATH [--ring-size BYTES] [--region-size BYTES] | --socket PATH) [--engine v8|wasmedge]
+export const RUNNER_USAGE = `usage: wasmedge-runner (--region PATH [--ring-size BYTES] [--region-size BYTES] | --socket PATH) [--engine v8]
 
   --region PATH       shared-memory file to create (e.g. /dev/shm/wasm-bridge); removed on exit unless --keep-region
   --ring-size BYTES   bytes per ring, a power of two (default 1048576)

@@ -17,7 +17,7 @@ import { Runner } from './runner.js';
 async function main(): Promise<void> {
   const config = parseRunnerConfig(process.argv.slice(2));
   const logger = createLogger('runner');
-  const engine = await createEngine(config.engine, { logger });
+  const engine = createEngine(config.engine, { logger });
   const runner = new Runner({ engine, logger, maxModuleBytes: config.maxModuleBytes });
   const closers: Array<() => Promise<void>> = [];
 

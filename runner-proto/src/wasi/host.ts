@@ -64,6 +64,11 @@ export interface WasiHostOptions {
   readonly onCall?: () => void;
   /** Cap on files and directories the module may hold open at once, to protect the host's fd table. */
   readonly maxOpenFds?: number;
+  /**
+   * Called when proc_exit runs or the output limit is hit, just before the sentinel is thrown. A module built with
+   * exception handling could catch the sentinel and keep computing; this lets the engine stop it from outside.
+   */
+  readonly onEnd?: (ending: WasiEnding) => void;
 }
 
 /** Thrown by proc_exit. Private to the runner: the engine catches it to end the instance with this code. */
@@ -292,6 +297,7 @@ export class WasiHost {
 
   private end(ending: WasiEnding): never {
     this.ending = ending;
+    this.options.onEnd?.(ending);
     throw ending;
   }
 
