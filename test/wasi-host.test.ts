@@ -73,7 +73,7 @@ class Harness {
 
   open(
     path: string,
-    o: { oflags?: number; rights?: bigint; fdflags?: number; follow?: boolean; dirfd?: number } = {},
+    o: { oflags?: number; rights?: bigint; inheriting?: bigint; fdflags?: number; follow?: boolean; dirfd?: number } = {},
   ): { errno: number; fd: number } {
     const [p, len] = this.str(path);
     const out = this.alloc(4);
@@ -85,7 +85,7 @@ class Harness {
       len,
       o.oflags ?? 0,
       o.rights ?? READ,
-      0n,
+      o.inheriting ?? 0n,
       o.fdflags ?? 0,
       out,
     );
@@ -128,6 +128,16 @@ class Harness {
     const errno = this.call('path_filestat_get', PREOPEN_FD, follow ? 1 : 0, p, len, buf);
     return errno === 0 ? this.dv.getUint8(buf + 16) : { errno };
   }
+}
+
+/** The sentinels are deliberately not Errors (no stack to capture), which ava's t.throws insists on. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
 }
 
 interface Tree {
@@ -175,7 +185,6 @@ test('path_open refuses every way out of the preopen with ENOTCAPABLE', (t) => {
     'ldir/secret.txt',
     'ldir',
     'sneaky/secret.txt',
-    'ldir/../box/in.txt',
   ]) {
     t.is(h.open(path).errno, Errno.NOTCAPABLE, path);
   }
@@ -190,8 +199,15 @@ test('path_open allows paths that stay inside, and reads them', (t) => {
     t.is(h.read(fd), 'inside\n', path);
     t.is(h.call('fd_close', fd), 0);
   }
-  const dir = h.open('sub', { oflags: Oflags.DIRECTORY });
+  // `..` is resolved lexically, so `ldir/..` is the preopen itself, never the symlink target's parent.
+  const lexical = h.open('ldir/../in.txt');
+  t.is(lexical.errno, 0);
+  t.is(h.read(lexical.fd), 'inside\n');
+  const dir = h.open('sub', { oflags: Oflags.DIRECTORY, rights: Rights.PATH_OPEN | Rights.FD_READDIR, inheriting: READ });
   t.is(dir.errno, 0);
+  t.is(h.open('in.txt', { dirfd: dir.fd }).errno, Errno.NOENT);
+  const withoutRight = h.open('sub', { oflags: Oflags.DIRECTORY, rights: Rights.FD_READDIR });
+  t.is(h.open('../in.txt', { dirfd: withoutRight.fd }).errno, Errno.NOTCAPABLE, 'PATH_OPEN is required on the directory fd');
   t.is(h.open('../in.txt', { dirfd: dir.fd }).errno, 0, '.. from a subdirectory back into the preopen is fine');
   t.is(h.open('../../x', { dirfd: dir.fd }).errno, Errno.NOTCAPABLE);
 });
@@ -426,17 +442,17 @@ test('out-of-range pointers give EFAULT instead of reading clamped memory', (t) 
 
 test('proc_exit throws the exit sentinel and every later call re-raises it', (t) => {
   const h = new Harness();
-  const err = t.throws(() => h.call('proc_exit', 7));
-  t.true(err instanceof WasiExit);
-  t.is((err as unknown as WasiExit).code, 7);
+  const first = thrown(() => h.call('proc_exit', 7));
+  t.true(first instanceof WasiExit);
+  t.is((first as WasiExit).code, 7);
   t.true(h.host.ended instanceof WasiExit);
-  t.throws(() => h.call('sched_yield'), { instanceOf: WasiExit as never });
+  t.is(thrown(() => h.call('sched_yield')), first);
 });
 
 test('the output limit delivers exactly what fits, then ends the instance', (t) => {
   const h = new Harness({ outputLimit: 5 });
   t.is(h.write(1, 'abc'), 0);
-  t.throws(() => h.write(2, 'defg'), { instanceOf: WasiOutputLimit as never });
+  t.true(thrown(() => h.write(2, 'defg')) instanceof WasiOutputLimit);
   t.deepEqual(h.output, [
     { fd: 1, text: 'abc' },
     { fd: 2, text: 'de' },

@@ -12,6 +12,8 @@ export const MsgType = {
   HELLO_ACK: 0x02,
   PING: 0x03,
   PONG: 0x04,
+  /** Answered by RESULT with the same body, byte for byte (interop tests, RTT benchmarks). */
+  ECHO: 0x05,
   MODULE_HAVE: 0x10,
   MODULE_BEGIN: 0x11,
   MODULE_CHUNK: 0x12,

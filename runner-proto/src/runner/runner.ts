@@ -58,6 +58,7 @@ export class Runner {
   serve(ep: Endpoint): void {
     ep.on(MsgType.HELLO, (f) => this.hello(ep, f))
       .on(MsgType.PING, (f) => ep.reply(f.corr, { epoch: this.epoch, modules: this.modules.size, runs: this.runs.size }))
+      .on(MsgType.ECHO, (f) => ep.send(MsgType.RESULT, f.corr, f.body, f.flags))
       .on(MsgType.MODULE_HAVE, (f) => {
         const { digest } = decodeJson(f.type, f.body, moduleHaveSchema);
         return ep.reply(f.corr, { have: this.modules.has(digest) });
