@@ -295,3 +295,31 @@ test('limitMemoryPages lowers or adds a maximum and leaves lower ones alone', (t
 
   t.deepEqual(limitMemoryPages(buildModule({}), 5), { ok: true, bytes: buildModule({}), changed: false });
 });
+
+test('a module that catches the proc_exit sentinel (wasm exception handling) is still ended with its exit code', async (t) => {
+  const local = new V8Engine({ poolSize: 0, endingGraceMs: 100 });
+  t.teardown(() => local.close());
+  // try { proc_exit(5) } catch_all {} ; loop forever
+  const bytes = buildModule({
+    imports: [{ module: 'wasi_snapshot_preview1', name: 'proc_exit', type: { params: [I32], results: [] } }],
+    memory: { min: 1 },
+    start: [0x06, 0x40, ...op.i32(5), ...op.call(0), 0x19, 0x0b, ...op.spin],
+  });
+  const mod = await local.compile('catcher', bytes);
+  const run = await runCollect(local, mod, requestOf('c.wasm'));
+  t.deepEqual([run.result.reason, run.result.exitCode], ['exit', 5]);
+  t.true(run.result.stats.wallMs < 5000);
+});
+
+test('proc_exit codes are reported as a process would see them (low 8 bits)', async (t) => {
+  const exitWith = (code: number) =>
+    buildModule({
+      imports: [{ module: 'wasi_snapshot_preview1', name: 'proc_exit', type: { params: [I32], results: [] } }],
+      memory: { min: 1 },
+      start: [...op.i32(code), ...op.call(0)],
+    });
+  const plain = await runCollect(engine, await engine.compile('sha256:exit-42', exitWith(42)), requestOf('e.wasm'));
+  t.deepEqual([plain.result.reason, plain.result.exitCode, plain.result.message], ['exit', 42, undefined]);
+  const wide = await runCollect(engine, await engine.compile('sha256:exit-257', exitWith(257)), requestOf('e.wasm'));
+  t.deepEqual([wide.result.reason, wide.result.exitCode, wide.result.message], ['exit', 1, 'proc_exit(257)']);
+});

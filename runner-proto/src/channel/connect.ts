@@ -36,7 +36,7 @@ function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifie
   const epoch = newEpoch();
   Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
   Atomics.store(region.words, region.sideWord(side, SIDE_STATE), SIDE_STATE_ATTACHED);
-  const transport = new RingTransport({ region, side, notifier });
+  const transport = new RingTransport({ region, side, notifier, baseAddress: mapping.address });
   const hb = startHeartbeat(region, side, heartbeatMs);
   let closed = false;
   return {

@@ -75,6 +75,12 @@ function kindOf(module: WasmModule): CompiledModule['kind'] {
   return 'library';
 }
 
+/** Structured clone copies a view's whole backing buffer; a view into a large buffer is sliced first. */
+function compact(bytes: Uint8Array | undefined): Uint8Array | undefined {
+  if (bytes === undefined || bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return bytes.slice();
+}
+
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -202,21 +208,20 @@ export class V8Engine implements Engine {
     return pooled;
   }
 
-  /** @internal Hands a worker to a run, and tops the pool up in the background. */
+  /** @internal Hands a worker to a run: an idle one when there is one, else a fresh spawn. */
   acquire(run: V8Run): PooledWorker {
     const pooled = this.idle.pop() ?? this.spawn();
     pooled.current = run;
     pooled.ring.reset();
     pooled.worker.ref();
-    if (!this.closed && this.idle.length < this.poolSize) {
-      setImmediate(() => {
-        if (!this.closed && this.idle.length < this.poolSize) this.idle.push(this.spawn());
-      });
-    }
     return pooled;
   }
 
-  /** @internal */
+  /**
+   * @internal A worker whose instance ended by itself goes back to the pool; any other is terminated and, if the
+   * pool is short, replaced in the background. Refilling on release rather than on acquire keeps a steady stream of
+   * runs on the same few workers instead of spawning one per run.
+   */
   release(pooled: PooledWorker, reusable: boolean): void {
     pooled.current = undefined;
     if (reusable && !pooled.dead && !this.closed && this.idle.length < this.poolSize) {
@@ -225,6 +230,11 @@ export class V8Engine implements Engine {
       return;
     }
     void this.destroy(pooled);
+    if (!this.closed && this.idle.length < this.poolSize) {
+      setImmediate(() => {
+        if (!this.closed && this.idle.length < this.poolSize) this.idle.push(this.spawn());
+      });
+    }
   }
 
   /** @internal */
@@ -288,7 +298,7 @@ class V8Run {
       args: [this.request.argv0, ...this.request.args],
       env: { ...this.request.env },
       preopens: (this.request.preopens ?? []).map((p) => ({ guest: p.guest, host: p.host, readonly: p.readonly })),
-      stdin: this.request.stdin,
+      stdin: compact(this.request.stdin),
       outputBytes: this.request.limits?.outputBytes || undefined,
     };
     pooled.worker.postMessage(message);

@@ -1,7 +1,7 @@
-import type { Notifier } from './types.js';
+import type { DoorbellWords, Notifier } from './types.js';
 
 export interface PollingOptions {
-  /** Busy-spin this long on the first check (lowest latency when the peer answers at once). */
+  /** Busy-spin this long first (lowest latency when the peer answers at once). */
   readonly spinUs?: number;
   /** Then poll on every event-loop turn for this long. */
   readonly hotMs?: number;
@@ -9,16 +9,24 @@ export interface PollingOptions {
   readonly maxSleepMs?: number;
 }
 
+/** Spins synchronously for up to `spinUs`; true as soon as `changed()` is. */
+export function spin(changed: () => boolean, spinUs: number): boolean {
+  if (changed()) return true;
+  const end = performance.now() + spinUs / 1000;
+  while (performance.now() < end) if (changed()) return true;
+  return false;
+}
+
 /**
  * Spin-then-sleep polling: the only notification that works across a VM boundary without a device interrupt
- * (ivshmem-plain). Costs CPU while hot, a timer wake-up per `maxSleepMs` when idle.
+ * (ivshmem-plain). Costs CPU while hot, one timer wake-up per `maxSleepMs` when idle.
  */
 export class PollingNotifier implements Notifier {
-  readonly name = 'polling';
-  private readonly spinUs: number;
+  readonly name: string = 'polling';
+  protected readonly spinUs: number;
   private readonly hotMs: number;
   private readonly maxSleepMs: number;
-  private closed = false;
+  protected closed = false;
 
   constructor(options: PollingOptions = {}) {
     this.spinUs = options.spinUs ?? 50;
@@ -26,10 +34,13 @@ export class PollingNotifier implements Notifier {
     this.maxSleepMs = options.maxSleepMs ?? 4;
   }
 
+  bind(_bell: DoorbellWords): void {
+    // The doorbell word itself is the signal: nothing to set up.
+  }
+
   async wait(changed: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (spin(changed, this.spinUs)) return true;
     const start = performance.now();
-    const spinEnd = start + this.spinUs / 1000;
-    while (performance.now() < spinEnd) if (changed()) return true;
     const hotEnd = start + this.hotMs;
     const deadline = start + timeoutMs;
     let sleep = 0.25;
@@ -49,7 +60,7 @@ export class PollingNotifier implements Notifier {
   }
 
   kick(): void {
-    // The doorbell word in shared memory is the kick; the poller sees it move.
+    // The producer already bumped the doorbell word; the poller sees it move.
   }
 
   close(): void {

@@ -1,12 +1,24 @@
 /**
  * How a sleeping consumer is woken. The ring sets the want-kick flag and bumps the doorbell word; a Notifier adds
- * whatever else the medium needs (a futex wake, a byte on a socket) and knows how to sleep until the word moves.
+ * whatever the medium needs (a futex wake, nothing at all for polling) and knows how to sleep until the word moves.
  */
+export interface DoorbellWords {
+  /** The whole region as Int32 words. */
+  readonly words: Int32Array;
+  /** Word index of the doorbell this side sleeps on (its receive ring's). */
+  readonly rxIndex: number;
+  /** Word index of the doorbell this side rings (its transmit ring's). */
+  readonly txIndex: number;
+  /** Address of words[0] in this process, when the region is an mmap (needed for futex). */
+  readonly baseAddress?: bigint;
+}
+
 export interface Notifier {
   readonly name: string;
-  /** Sleep until `changed()` is true or `timeoutMs` passes. Resolves true if woken by a change. */
+  bind(bell: DoorbellWords): void;
+  /** Sleep until `changed()` is true or `timeoutMs` passes. Resolves true if it saw a change. */
   wait(changed: () => boolean, timeoutMs: number): Promise<boolean>;
-  /** Called by the producer after publish() asked for a kick. */
+  /** Called by the producer after publish() said the consumer asked for a kick. */
   kick(): void;
   close(): void;
 }

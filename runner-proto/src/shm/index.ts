@@ -1,2 +1,2 @@
-export { createRegionFile, mapFile, regionFileSize } from './mmap.js';
-export type { Mapping } from './mmap.js';
+export { createRegionFile, loadLibc, mapFile, regionFileSize } from './mmap.js';
+export type { Libc, Mapping } from './mmap.js';

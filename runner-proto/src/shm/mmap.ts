@@ -9,8 +9,10 @@ import { AgentError } from '../errors/index.js';
  * Atomics.wait does not (it is not a SharedArrayBuffer), which is why notification lives in notify/.
  */
 
-interface Koffi {
-  load(path: string): { func(signature: string): (...args: unknown[]) => unknown };
+export type KoffiFunction = ((...args: unknown[]) => unknown) & { async(...args: unknown[]): void };
+
+export interface Koffi {
+  load(path: string): { func(signature: string): KoffiFunction };
   view(ptr: unknown, len: number): ArrayBuffer;
   address(ptr: unknown): bigint;
 }
@@ -20,15 +22,16 @@ const PROT_WRITE = 2;
 const MAP_SHARED = 1;
 const MAP_FAILED = 0xffffffffffffffffn;
 
-interface Libc {
+export interface Libc {
   koffi: Koffi;
+  lib: ReturnType<Koffi['load']>;
   mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
   munmap: (ptr: unknown, len: number) => number;
 }
 
 let libc: Libc | undefined;
 
-function loadLibc(): Libc {
+export function loadLibc(): Libc {
   if (libc) return libc;
   const require = createRequire(import.meta.url);
   let koffi: Koffi;
@@ -40,6 +43,7 @@ function loadLibc(): Libc {
   const lib = koffi.load('libc.so.6');
   libc = {
     koffi,
+    lib,
     mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as Libc['mmap'],
     munmap: lib.func('int munmap(void *addr, size_t len)') as Libc['munmap'],
   };
@@ -50,6 +54,8 @@ export interface Mapping {
   readonly path: string;
   readonly size: number;
   readonly buffer: ArrayBuffer;
+  /** Virtual address of the mapping in this process (for futex calls on words inside it). */
+  readonly address: bigint;
   /** Unmaps. The buffer must not be touched afterwards (it would fault). */
   unmap(): void;
 }
@@ -79,6 +85,7 @@ export function mapFile(path: string, size: number): Mapping {
       path,
       size,
       buffer,
+      address: c.koffi.address(ptr),
       unmap() {
         if (!mapped) return;
         mapped = false;

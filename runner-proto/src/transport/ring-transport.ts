@@ -1,6 +1,6 @@
 import { AgentError } from '../errors/index.js';
 import type { Notifier } from '../notify/index.js';
-import { Side, type Region } from '../region/index.js';
+import { CTRL_DOORBELL, RING_CTRL_OFFSETS, Side, type Region } from '../region/index.js';
 import { RingConsumer, RingProducer, type FrameToSend } from '../ring/index.js';
 import type { FrameTransport, TransportHandlers } from './types.js';
 
@@ -8,6 +8,8 @@ export interface RingTransportOptions {
   readonly region: Region;
   readonly side: Side;
   readonly notifier: Notifier;
+  /** Address of the region in this process when it is an mmap (futex notification needs it). */
+  readonly baseAddress?: bigint;
   /** Longest sleep between checks of the receive ring when idle; bounds how stale a missed kick can get. */
   readonly idleCheckMs?: number;
   /** Frames handled per turn before yielding to the event loop, so one busy ring cannot starve sockets. */
@@ -40,6 +42,13 @@ export class RingTransport implements FrameTransport {
     this.rx = new RingConsumer(options.region.ring(txIndex === 0 ? 1 : 0));
     this.maxBody = Math.min(this.tx.maxBody, this.rx.maxBody);
     this.notifier = options.notifier;
+    const rxIndex = txIndex === 0 ? 1 : 0;
+    this.notifier.bind({
+      words: options.region.words,
+      rxIndex: (RING_CTRL_OFFSETS[rxIndex] + CTRL_DOORBELL) >> 2,
+      txIndex: (RING_CTRL_OFFSETS[txIndex] + CTRL_DOORBELL) >> 2,
+      baseAddress: options.baseAddress,
+    });
     this.idleCheckMs = options.idleCheckMs ?? 1000;
     this.batch = options.batch ?? 256;
   }

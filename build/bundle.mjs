@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Bundles the agent daemon and the wasmedge_emit CLI into single ESM files for the QEMU guest image:
+//   build/out/bundle/agent.mjs, build/out/bundle/cli.mjs and build/out/bundle/node_modules/ (native packages only).
+// Native packages stay external and are copied beside the bundles with only what they load at run time:
+//   koffi (its JS loader) + @koromix/koffi-linux-x64 (the glibc binary), @node-rs/crc32 + its linux-x64-gnu binary.
+// The CRC module falls back to pure JS when @node-rs/crc32 is absent, koffi is required for the ring transport.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = path.join(ROOT, 'build/out/bundle');
+const NM = path.join(ROOT, 'node_modules');
+const EXTERNAL = ['koffi', '@node-rs/crc32'];
+
+const entries = {
+  agent: 'agent/src/daemon/main.ts',
+  cli: 'agent/src/cli/main.ts',
+};
+
+/** Files copied from node_modules (relative to node_modules), the minimum the packages load at run time. */
+const NATIVE_FILES = [
+  'koffi/package.json',
+  'koffi/index.cjs',
+  'koffi/index.js',
+  'koffi/indirect.cjs',
+  'koffi/indirect.js',
+  'koffi/LICENSE.txt',
+  'koffi/src/koffi/index.cjs',
+  'koffi/src/koffi/index.js',
+  'koffi/src/koffi/indirect.cjs',
+  'koffi/src/koffi/indirect.js',
+  'koffi/src/koffi/src/static.cjs',
+  'koffi/src/koffi/src/static.js',
+  'koffi/src/koffi/src/trampolines.cjs',
+  '@koromix/koffi-linux-x64/package.json',
+  '@koromix/koffi-linux-x64/index.js',
+  '@koromix/koffi-linux-x64/linux_x64/koffi.node',
+  '@node-rs/crc32/package.json',
+  '@node-rs/crc32/index.js',
+  '@node-rs/crc32/LICENSE',
+  '@node-rs/crc32-linux-x64-gnu/package.json',
+  '@node-rs/crc32-linux-x64-gnu/crc32.linux-x64-gnu.node',
+];
+
+async function main() {
+  fs.rmSync(OUT, { recursive: true, force: true });
+  fs.mkdirSync(OUT, { recursive: true });
+  const t0 = Date.now();
+  for (const [name, entry] of Object.entries(entries)) {
+    await build({
+      entryPoints: [path.join(ROOT, entry)],
+      outfile: path.join(OUT, `${name}.mjs`),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      minify: true,
+      legalComments: 'none',
+      external: EXTERNAL,
+      // Bundled CommonJS dependencies (pino, ws, ...) call require() for node builtins: give ESM one.
+      banner: { js: "import { createRequire as __bridgeCreateRequire } from 'node:module'; const require = __bridgeCreateRequire(import.meta.url);" },
+      logLevel: 'warning',
+    });
+  }
+  let missing = [];
+  for (const rel of NATIVE_FILES) {
+    const from = path.join(NM, rel);
+    if (!fs.existsSync(from)) {
+      // Optional files (e.g. a file a newer package version dropped) are skipped; the loaders must exist.
+      missing.push(rel);
+      continue;
+    }
+    const to = path.join(OUT, 'node_modules', rel);
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.copyFileSync(from, to);
+  }
+  const required = ['koffi/index.cjs', 'koffi/src/koffi/index.cjs', '@koromix/koffi-linux-x64/linux_x64/koffi.node'];
+  const lost = missing.filter((m) => required.includes(m));
+  if (lost.length) throw new Error(`missing in node_modules (run npm ci): ${lost.join(', ')}`);
+  const sizes = fs.readdirSync(OUT).filter((f) => f.endsWith('.mjs')).map((f) => `${f} ${(fs.statSync(path.join(OUT, f)).size / 1024).toFixed(0)} KiB`);
+  process.stdout.write(`bundle: ${sizes.join(', ')} + node_modules (koffi, @node-rs/crc32) in ${Date.now() - t0} ms -> ${path.relative(ROOT, OUT)}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bundle: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
