@@ -27,14 +27,11 @@ const char *wr_status_name(wr_status s) {
 void wr_copy(uint8_t *dst, const uint8_t *src, size_t n) {
     volatile uint8_t *d = dst;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        __builtin_memcpy(&w, src + i, 8); /* constant size: always inlined, never a libc call */
-        /* Bytes stored one by one would be slow; a word store needs an aligned destination. */
-        if ((((uintptr_t)(dst + i)) & 7u) == 0) {
-            *(volatile uint64_t *)(void *)(dst + i) = w;
-        } else {
-            for (unsigned k = 0; k < 8; k++) d[i + k] = (uint8_t)(w >> (8 * k));
+    if ((((uintptr_t)dst) & 7u) == 0) {
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            __builtin_memcpy(&w, src + i, 8); /* constant size: always inlined, never a libc call */
+            *(volatile uint64_t *)(volatile void *)(d + i) = w;
         }
     }
     for (; i < n; i++) d[i] = src[i];

@@ -12,6 +12,8 @@ export interface RunLimits {
   readonly memoryPages?: number;
   /** Maximum bytes of stdout+stderr; exceeding it ends the instance (reason `output`, exit 134). */
   readonly outputBytes?: number;
+  /** --gas-limit: instruction budget, counted deterministically (reason `gas`, exit 134). */
+  readonly gas?: number;
 }
 
 export interface Preopen {
@@ -39,7 +41,12 @@ export type ExitReason = 'exit' | 'trap' | 'timeout' | 'memory' | 'output' | 'ga
 export interface RunStats {
   readonly wallMs: number;
   readonly peakPages: number;
+  /** Instructions executed (gas used) when a gas limit was set. */
   readonly instructions?: number;
+  /** `warm`: a pre-spawned worker / pre-instantiated instance was used; `cold`: one had to be created. */
+  readonly start?: 'cold' | 'warm';
+  /** Milliseconds from the run request to the module's entry being called. */
+  readonly startMs?: number;
 }
 
 export interface RunResult {
@@ -63,6 +70,30 @@ export interface RunningInstance {
   kill(graceMs?: number): void;
 }
 
+/** A WebAssembly value crossing the boundary. i64 travels as a decimal string so JSON keeps every bit. */
+export type WasmValue =
+  | { readonly type: 'i32'; readonly value: number }
+  | { readonly type: 'i64'; readonly value: string }
+  | { readonly type: 'f32'; readonly value: number }
+  | { readonly type: 'f64'; readonly value: number };
+
+export type CallResult =
+  | { readonly ok: true; readonly results: readonly WasmValue[]; readonly stats: RunStats }
+  | { readonly ok: false; readonly reason: ExitReason; readonly exitCode: number; readonly message?: string; readonly stats: RunStats };
+
+/**
+ * A reactor instance kept alive between calls (FaaS mode, warm pools). `_initialize` has run. A call that traps,
+ * times out or runs out of gas ends the instance (`alive` turns false); the runner replaces it.
+ */
+export interface ReactorInstance {
+  readonly alive: boolean;
+  /** Calls an exported function; argument types must match the export's signature. Never throws. */
+  call(fn: string, args: readonly WasmValue[], limits?: Pick<RunLimits, 'timeMs' | 'gas'>): Promise<CallResult>;
+  /** Bytes of this instance's linear memory right now. */
+  memoryBytes(): number;
+  close(): Promise<void>;
+}
+
 export interface CompiledModule {
   readonly digest: string;
   readonly kind: 'command' | 'reactor' | 'library';
@@ -74,6 +105,11 @@ export interface Engine {
   compile(digest: string, bytes: Uint8Array): Promise<CompiledModule>;
   /** Runs a command module's `_start`. Never throws: load/instantiate errors resolve with reason `load`. */
   run(module: CompiledModule, request: RunRequest, events: RunEvents): RunningInstance;
+  /**
+   * Creates a reactor instance: instantiates with WASI (args/env/preopens from the request; stdin empty) and runs
+   * `_initialize` if exported. Load or `_initialize` failures reject with AGT_ERR_RUN_LOAD.
+   */
+  instantiate(module: CompiledModule, request: RunRequest, events: RunEvents): Promise<ReactorInstance>;
   /** Frees compiled state for a digest (module removed). */
   forget(digest: string): void;
   close(): Promise<void>;
