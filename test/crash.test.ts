@@ -3,22 +3,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { LocalSystem } from '../agent/src/launch/index.js';
 import { ModuleStore } from '../agent/src/store/index.js';
+import { bigModule } from './helpers/modules.js';
 import { example } from './helpers/paths.js';
-
-/** A valid module made large by a custom section, so an upload takes long enough to be killed mid-way. */
-function bigModule(base: Buffer, extra: number): Buffer {
-  const name = Buffer.from('padding');
-  const payloadLen = 1 + name.length + extra;
-  const leb: number[] = [];
-  let n = payloadLen;
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    leb.push(b);
-  } while (n);
-  return Buffer.concat([base, Buffer.from([0, ...leb, name.length]), name, Buffer.alloc(extra, 0x61)]);
-}
 
 test('killing the agent mid-upload leaves no partial module visible after restart', async (t) => {
   const sys = new LocalSystem({ transport: 'ring' });

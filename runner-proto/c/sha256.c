@@ -52,7 +52,7 @@ static void compress(uint32_t state[8], const uint8_t block[64]) {
     state[7] += h;
 }
 
-void wr_sha256_init(wr_sha256 *ctx) {
+void wr_sha256_init(wr_sha256_ctx *ctx) {
     static const uint32_t IV[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
                                    0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
     for (unsigned i = 0; i < 8; i++) ctx->state[i] = IV[i];
@@ -61,7 +61,7 @@ void wr_sha256_init(wr_sha256 *ctx) {
     wr_fill(ctx->block, 0, sizeof ctx->block);
 }
 
-void wr_sha256_update(wr_sha256 *ctx, const void *data, size_t len) {
+void wr_sha256_update(wr_sha256_ctx *ctx, const void *data, size_t len) {
     const uint8_t *p = (const uint8_t *)data;
     ctx->length += len;
     if (ctx->used != 0) {
@@ -86,7 +86,7 @@ void wr_sha256_update(wr_sha256 *ctx, const void *data, size_t len) {
     }
 }
 
-void wr_sha256_final(wr_sha256 *ctx, uint8_t out[WR_SHA256_SIZE]) {
+void wr_sha256_final(wr_sha256_ctx *ctx, uint8_t out[WR_SHA256_SIZE]) {
     uint64_t bits = ctx->length * 8u;
     uint32_t used = ctx->used;
     ctx->block[used++] = 0x80;
@@ -108,7 +108,7 @@ void wr_sha256_final(wr_sha256 *ctx, uint8_t out[WR_SHA256_SIZE]) {
 }
 
 void wr_sha256(const void *data, size_t len, uint8_t out[WR_SHA256_SIZE]) {
-    wr_sha256 ctx;
+    wr_sha256_ctx ctx;
     wr_sha256_init(&ctx);
     wr_sha256_update(&ctx, data, len);
     wr_sha256_final(&ctx, out);

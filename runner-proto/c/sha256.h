@@ -20,11 +20,11 @@ typedef struct wr_sha256 {
     uint64_t length; /* bytes hashed so far */
     uint8_t block[64];
     uint32_t used; /* bytes waiting in block */
-} wr_sha256;
+} wr_sha256_ctx;
 
-void wr_sha256_init(wr_sha256 *ctx);
-void wr_sha256_update(wr_sha256 *ctx, const void *data, size_t len);
-void wr_sha256_final(wr_sha256 *ctx, uint8_t out[WR_SHA256_SIZE]);
+void wr_sha256_init(wr_sha256_ctx *ctx);
+void wr_sha256_update(wr_sha256_ctx *ctx, const void *data, size_t len);
+void wr_sha256_final(wr_sha256_ctx *ctx, uint8_t out[WR_SHA256_SIZE]);
 /* One shot. */
 void wr_sha256(const void *data, size_t len, uint8_t out[WR_SHA256_SIZE]);
 

@@ -1,8 +1,10 @@
 import { randomInt } from 'node:crypto';
 import {
   Endpoint,
+  PEER_STALE_MS,
   attachRing,
   connectStream,
+  openSerial,
   peerState,
   type RingLink,
 } from '../../../runner-proto/src/channel/index.js';
@@ -26,7 +28,8 @@ import { z } from 'zod';
 
 export type LinkConfig =
   | { readonly kind: 'ring'; readonly path: string }
-  | { readonly kind: 'stream'; readonly path: string };
+  | { readonly kind: 'stream'; readonly path: string }
+  | { readonly kind: 'serial'; readonly path: string };
 
 export interface RunOutput {
   onStdout(chunk: Uint8Array): void;
@@ -41,7 +44,7 @@ export interface RunHandle {
 
 export interface LinkStatus {
   readonly connected: boolean;
-  readonly transport: 'ring' | 'stream';
+  readonly transport: LinkConfig['kind'];
   readonly path: string;
   readonly runnerEpoch?: number;
   readonly protocolVersion?: number;
@@ -85,11 +88,33 @@ export class RunnerLink {
     this.logger = logger;
   }
 
-  /** Connects now and keeps the link up in the background; never throws (status shows the state). */
+  /** Connects now and keeps the link up in the background, reconnecting with back-off; never throws. */
   start(): void {
-    void this.connected(30_000).catch((err: unknown) => this.logger.warn({ err: toAgentError(err).message }, 'runner not reachable yet'));
-    this.watchdog = setInterval(() => this.checkPeer(), 250);
+    this.scheduleReconnect(0);
+    this.watchdog = setInterval(() => this.checkPeer(), 100);
     this.watchdog.unref();
+  }
+
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 100;
+
+  private scheduleReconnect(delayMs: number): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closed || (this.endpoint && !this.endpoint.closed)) return;
+      this.connected(5_000).then(
+        () => {
+          this.backoffMs = 100;
+        },
+        (err: unknown) => {
+          this.logger.debug({ err: toAgentError(err).message }, 'runner not reachable yet');
+          this.backoffMs = Math.min(this.backoffMs * 2, 1000);
+          this.scheduleReconnect(this.backoffMs);
+        },
+      );
+    }, delayMs);
+    this.reconnectTimer.unref();
   }
 
   /** Returns a live endpoint, connecting if needed, bounded by timeoutMs. */
@@ -110,6 +135,8 @@ export class RunnerLink {
       const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger });
       this.ring = ring;
       ep = new Endpoint({ transport: ring.transport, role: 'agent', logger: this.logger });
+    } else if (this.config.kind === 'serial') {
+      ep = new Endpoint({ transport: await openSerial(this.config.path, timeoutMs), role: 'agent', logger: this.logger });
     } else {
       ep = new Endpoint({ transport: await connectStream(this.config.path, timeoutMs), role: 'agent', logger: this.logger });
     }
@@ -133,6 +160,7 @@ export class RunnerLink {
       throw err;
     }
     this.endpoint = ep;
+    if (this.ring) this.runnerRegionEpoch = peerState(this.ring.region, Side.Runner).epoch;
     this.connects++;
     this.connectedAt = new Date();
     this.logger.info({ transport: this.config.kind, path: this.config.path, runnerEpoch: this.ack.epoch, version: this.ack.version }, 'connected to runner');
@@ -153,17 +181,23 @@ export class RunnerLink {
 
   /** Ring liveness: a restarted runner shows a new epoch; a dead one stops its heartbeat. */
   private lastBeat = { value: -1, at: 0 };
+  private runnerRegionEpoch = 0;
   private checkPeer(): void {
     if (!this.ring || !this.endpoint || this.endpoint.closed || !this.ack) return;
     const peer = peerState(this.ring.region, Side.Runner);
     const now = performance.now();
     if (peer.heartbeat !== this.lastBeat.value) this.lastBeat = { value: peer.heartbeat, at: now };
-    const stale = this.lastBeat.at !== 0 && now - this.lastBeat.at > 1000;
-    if (stale || !peer.attached) {
-      this.logger.warn({ stale, attached: peer.attached }, 'runner stopped answering on the ring; reconnecting');
-      void this.endpoint.close('runner gone');
+    const stale = this.lastBeat.at !== 0 && now - this.lastBeat.at > PEER_STALE_MS;
+    const restarted = peer.epoch !== this.runnerRegionEpoch;
+    if (stale || restarted || !peer.attached) {
+      this.logger.warn({ stale, restarted, attached: peer.attached }, 'runner gone or restarted; reconnecting');
+      this.lostAt = now;
+      void this.endpoint.close(restarted ? 'runner restarted' : 'runner heartbeat lost');
     }
   }
+
+  /** When the link was last seen to fail (performance.now()), for tests and status. */
+  lostAt = 0;
 
   private dropped(ep: Endpoint, why: string): void {
     if (this.endpoint !== ep) return;
@@ -181,12 +215,30 @@ export class RunnerLink {
     this.transfers.clear();
     if (!this.closed) {
       this.logger.warn({ why }, 'runner link lost');
-      setTimeout(() => void this.connected(30_000).catch(() => undefined), 100).unref();
+      this.scheduleReconnect(50);
     }
   }
 
-  /** Makes sure the runner holds `digest`; sends the bytes only if it does not. */
-  async ensureModule(digest: string, load: () => Promise<Uint8Array>): Promise<{ sent: boolean }> {
+  /**
+   * Makes sure the runner holds `digest`; sends the bytes only if it does not. A transfer cut by a lost link
+   * (runner restarted, ring reset) is retried on the new link until `deadlineMs` runs out.
+   */
+  async ensureModule(digest: string, load: () => Promise<Uint8Array>, deadlineMs = 60_000): Promise<{ sent: boolean; attempts: number }> {
+    const deadline = performance.now() + deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { ...(await this.ensureOnce(digest, load)), attempts: attempt };
+      } catch (err) {
+        const e = toAgentError(err);
+        const retryable = e.code === 'AGT_ERR_RUNNER_UNAVAILABLE' || e.code === 'AGT_ERR_TIMEOUT' || e.code === 'AGT_ERR_PROTOCOL';
+        if (!retryable || this.closed || performance.now() > deadline) throw e;
+        this.logger.warn({ digest, attempt, err: e.message }, 'module transfer interrupted; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
+      }
+    }
+  }
+
+  private async ensureOnce(digest: string, load: () => Promise<Uint8Array>): Promise<{ sent: boolean }> {
     const ep = await this.connected();
     const have = await ep.requestJson(MsgType.MODULE_HAVE, { digest }, haveSchema);
     if (have.have) return { sent: false };
@@ -270,6 +322,7 @@ export class RunnerLink {
   async close(): Promise<void> {
     this.closed = true;
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     await this.endpoint?.close('agent stopping');
     await this.ring?.close();
   }

@@ -9,6 +9,10 @@ import { createRegionFile, mapFile, type Mapping } from '../shm/index.js';
 import { RingTransport, StreamTransport } from '../transport/index.js';
 
 export const SIDE_STATE_ATTACHED = 1;
+/** Each side bumps its heartbeat word this often... */
+export const HEARTBEAT_MS = 100;
+/** ...and declares the peer gone when the word has not moved for this long (well inside the 1 s promise). */
+export const PEER_STALE_MS = 600;
 
 /** A mapped region plus this side's liveness words. */
 export interface RingLink {
@@ -80,7 +84,7 @@ export function createRing(options: RingOptions & { ringSize: number; fileSize?:
   }
   const mapping = mapFile(options.path, size);
   const region = Region.initialise(mapping.buffer, options.ringSize);
-  return linkFor(mapping, region, Side.Runner, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? 100);
+  return linkFor(mapping, region, Side.Runner, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? HEARTBEAT_MS);
 }
 
 /**
@@ -96,7 +100,7 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
       const mapping = mapFile(options.path, size);
       try {
         const region = Region.attach(mapping.buffer);
-        const link = linkFor(mapping, region, Side.Agent, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? 100);
+        const link = linkFor(mapping, region, Side.Agent, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? HEARTBEAT_MS);
         link.transport.rx.skipToTail();
         return link;
       } catch (err) {

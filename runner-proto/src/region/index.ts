@@ -3,6 +3,8 @@ export type { RegionInfo, RingMemory } from './region.js';
 export {
   CTRL_DOORBELL,
   CTRL_HEAD,
+  CTRL_RESET_ACK,
+  CTRL_RESET_REQ,
   CTRL_TAIL,
   CTRL_WANT_KICK,
   DATA_OFFSET,

@@ -12,7 +12,9 @@ import { AgentError } from '../errors/index.js';
  *   0x0080  side B (runner): +0 epoch  +4 heartbeat  +8 state
  *   0x0100  ring 0 (agent -> runner) control block, 4 lines:
  *             +0x00 tail      (producer writes: free-running byte count)
+ *             +0x04 reset-ack (producer writes: the last reset request it carried out)
  *             +0x40 head      (consumer writes: free-running byte count)
+ *             +0x44 reset-req (consumer writes: bumped to ask the producer to restart the ring at 0)
  *             +0x80 want-kick (consumer sets 1 before sleeping; producer clears it when it kicks)
  *             +0xC0 doorbell  (producer increments on each kick; the word a futex or poller waits on)
  *   0x0200  ring 1 (runner -> agent) control block, same shape
@@ -30,7 +32,9 @@ export const RING_CTRL_OFFSET = [0x0100, 0x0200] as const;
 export const DATA_OFFSET = 0x1000;
 
 export const CTRL_TAIL = 0x00;
+export const CTRL_RESET_ACK = 0x04;
 export const CTRL_HEAD = 0x40;
+export const CTRL_RESET_REQ = 0x44;
 export const CTRL_WANT_KICK = 0x80;
 export const CTRL_DOORBELL = 0xc0;
 

@@ -8,7 +8,7 @@ import {
   type Frame,
   type FrameFault,
 } from '../frame/index.js';
-import { CTRL_DOORBELL, CTRL_HEAD, CTRL_TAIL, CTRL_WANT_KICK } from '../region/index.js';
+import { CTRL_DOORBELL, CTRL_HEAD, CTRL_RESET_ACK, CTRL_RESET_REQ, CTRL_TAIL, CTRL_WANT_KICK } from '../region/index.js';
 import type { RingMemory } from '../region/index.js';
 
 /*
@@ -21,6 +21,9 @@ import type { RingMemory } from '../region/index.js';
  * - Publication order: bytes first, then Atomics.store(tail) (seq-cst, a release barrier on x86 and Arm).
  * - The consumer validates every header (magic, CRC, length within the ring and the bytes published) before it
  *   reads a body, so a corrupted ring can never make it read outside the data area.
+ * - Resync after corruption: the consumer bumps reset-req and reads nothing more; the producer, at its next
+ *   write or service call, sets tail to 0 and reset-ack to the request; the consumer then sets head to 0.
+ *   Frames in flight are lost (the endpoint's timeouts and retries cover them); neither side restarts.
  */
 export const PAD_WORD = 0xffffffff;
 export const RECORD_ALIGN = 8;
@@ -64,6 +67,34 @@ export class RingProducer {
     this.tail = Atomics.load(mem.words, (mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
   }
 
+  resets = 0;
+
+  /**
+   * Carries out a pending reset request from the consumer. Returns true if it did; the caller should then kick
+   * so a consumer waiting for the ack wakes up.
+   */
+  serviceReset(): boolean {
+    const w = this.mem.words;
+    const req = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2);
+    if (req === Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2)) return false;
+    this.tail = 0;
+    Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, 0);
+    Atomics.store(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2, req);
+    Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
+    this.resets++;
+    return true;
+  }
+
+  /** The consumer's reset-request word, for waiters that must notice a request promptly. */
+  resetRequested(): number {
+    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_RESET_REQ) >> 2);
+  }
+
+  /** Bumps the doorbell unconditionally (used with reset requests, which travel against the data flow). */
+  ringDoorbell(): void {
+    Atomics.add(this.mem.words, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
+  }
+
   /** Bytes free right now, as seen from the producer. */
   free(): number {
     const head = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
@@ -75,6 +106,7 @@ export class RingProducer {
    * consumer to move head). Does not publish: call publish() after a batch.
    */
   tryWrite(f: FrameToSend): boolean {
+    this.serviceReset();
     const len = f.body.length;
     if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     const need = recordSize(len);
@@ -153,6 +185,7 @@ export class RingConsumer {
   }
 
   isEmpty(): boolean {
+    if (this.resetPending) return !this.resetInProgress() && this.loadTail() === this.head;
     return this.loadTail() === this.head;
   }
 
@@ -161,6 +194,7 @@ export class RingConsumer {
    * frame. The body is copied out; head moves only on success (call release() to publish head).
    */
   read(): Frame | RingFault | undefined {
+    if (this.resetInProgress()) return undefined;
     const tail = this.loadTail();
     let avail = (tail - this.head) >>> 0;
     if (avail === 0) return undefined;
@@ -219,7 +253,28 @@ export class RingConsumer {
     return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_DOORBELL) >> 2);
   }
 
-  /** Drops everything published (after corruption): the consumer side of a resync. */
+  private resetPending = false;
+
+  /** Asks the producer to restart the ring at 0; reads return undefined until it has. */
+  requestReset(): void {
+    const w = this.mem.words;
+    this.resetPending = true;
+    const ack = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2);
+    Atomics.store(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2, (ack + 1) | 0);
+  }
+
+  /** True while a reset is requested and not yet carried out. Completes it when the ack has arrived. */
+  resetInProgress(): boolean {
+    if (!this.resetPending) return false;
+    const w = this.mem.words;
+    if (Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2) !== Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2)) return true;
+    this.head = 0;
+    this.release();
+    this.resetPending = false;
+    return false;
+  }
+
+  /** Drops everything published (a new session starts): the consumer side of a soft resync. */
   skipToTail(): number {
     const tail = this.loadTail();
     const dropped = (tail - this.head) >>> 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
 import net from 'node:net';
-import { Endpoint, createRing, type RingLink } from '../channel/index.js';
+import { Endpoint, PEER_STALE_MS, createRing, peerState, type RingLink } from '../channel/index.js';
+import { Side } from '../region/index.js';
 import { createEngine } from '../engine/index.js';
 import { AgentError, toAgentError } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
@@ -26,7 +27,23 @@ async function main(): Promise<void> {
     const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
     runner.serve(ep);
     ep.start();
+    // The agent's heartbeat word: when it stops moving for a second the agent is gone (killed, VM paused).
+    let beat = { value: -1, at: performance.now(), alive: false };
+    const watchdog = setInterval(() => {
+      const peer = peerState(link.region, Side.Agent);
+      const now = performance.now();
+      if (peer.heartbeat !== beat.value) {
+        if (!beat.alive && peer.attached) logger.info({ agentEpoch: peer.epoch }, 'agent heartbeat seen');
+        beat = { value: peer.heartbeat, at: now, alive: peer.attached };
+      } else if (beat.alive && now - beat.at > PEER_STALE_MS) {
+        beat = { ...beat, alive: false };
+        logger.warn({ agentEpoch: peer.epoch, staleMs: Math.round(now - beat.at) }, 'agent heartbeat lost');
+        runner.sessionLost(ep, 'agent heartbeat lost');
+      }
+    }, 100);
+    watchdog.unref();
     closers.push(async () => {
+      clearInterval(watchdog);
       await ep.close('runner stopping');
       await link.close();
       if (!config.keepRegion) fs.rmSync(config.region!, { force: true });

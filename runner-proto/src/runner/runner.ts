@@ -45,6 +45,7 @@ export class Runner {
   private readonly transfers = new Map<number, ModuleAssembly>();
   private readonly runs = new Map<number, ActiveRun>();
   private readonly epoch = Math.floor(Math.random() * 0x7fffffff);
+  private readonly agentEpochs = new Map<Endpoint, number>();
 
   constructor(options: RunnerOptions) {
     this.engine = options.engine;
@@ -88,11 +89,12 @@ export class Runner {
     if (version === 0) {
       throw new AgentError('AGT_ERR_PROTOCOL', `no common protocol version: peer offers ${hello.versions.join(',')}, runner speaks ${PROTOCOL_VERSION}`);
     }
-    // A new agent session: runs started by a previous one have nobody to report to.
-    for (const [corr, run] of this.runs) {
-      if (run.endpoint === ep) continue;
-      run.instance.kill(0);
-      this.runs.delete(corr);
+    // A new agent session (another endpoint, or a new epoch on the same ring): what the previous one started
+    // has nobody to report to, and its half-sent modules will never be finished.
+    if (this.agentEpochs.get(ep) !== hello.epoch) {
+      this.sessionLost(ep, 'new agent session');
+      for (const other of [...this.agentEpochs.keys()]) if (other !== ep) this.sessionLost(other, 'new agent session');
+      this.agentEpochs.set(ep, hello.epoch);
     }
     this.logger.info({ agentEpoch: hello.epoch, version, capabilities: hello.capabilities }, 'agent said hello');
     const ack: HelloAck = {
@@ -165,11 +167,23 @@ export class Runner {
   }
 
   private endpointGone(ep: Endpoint): void {
+    this.sessionLost(ep, 'endpoint closed');
+    this.agentEpochs.delete(ep);
+  }
+
+  /** The agent behind `ep` is gone (closed, heartbeat stopped, or replaced): stop its runs, drop its transfers. */
+  sessionLost(ep: Endpoint, why: string): void {
+    let killed = 0;
     for (const [corr, run] of this.runs) {
       if (run.endpoint !== ep) continue;
       run.instance.kill(0);
       this.runs.delete(corr);
+      killed++;
     }
+    const dropped = this.transfers.size;
+    this.transfers.clear();
+    if (killed > 0 || dropped > 0) this.logger.warn({ why, killed, droppedTransfers: dropped }, 'agent session lost');
+    this.agentEpochs.delete(ep);
   }
 
   get moduleCount(): number {

@@ -67,10 +67,12 @@ export class RingTransport implements FrameTransport {
       const r = this.rx.read();
       if (r === undefined) break;
       if ('code' in r) {
+        // Nothing after a bad frame can be trusted: ask the producer to restart the ring, and ring its
+        // doorbell (our transmit ring's) so a sleeping peer services the request at once.
         this.faults++;
-        const dropped = this.rx.skipToTail();
+        this.rx.requestReset();
+        this.kickPeer();
         h.fault(r);
-        void dropped;
         break;
       }
       n++;
@@ -81,9 +83,16 @@ export class RingTransport implements FrameTransport {
     return n;
   }
 
+  /** Wakes the peer whatever its want-kick flag says (reset requests must not wait for traffic). */
+  private kickPeer(): void {
+    this.tx.ringDoorbell();
+    this.notifier.kick();
+  }
+
   private async receiveLoop(): Promise<void> {
     let sinceYield = 0;
     while (this.running) {
+      if (this.tx.serviceReset()) this.notifier.kick();
       const n = this.drain();
       sinceYield += n;
       if (sinceYield >= this.batch) {
@@ -95,7 +104,11 @@ export class RingTransport implements FrameTransport {
       sinceYield = 0;
       if (!this.rx.armKick()) continue;
       const bell = this.rx.doorbell();
-      await this.notifier.wait(() => !this.running || this.rx.doorbell() !== bell || !this.rx.isEmpty(), this.idleCheckMs);
+      const txBell = this.tx.resetRequested();
+      await this.notifier.wait(
+        () => !this.running || this.rx.doorbell() !== bell || !this.rx.isEmpty() || this.tx.resetRequested() !== txBell,
+        this.idleCheckMs,
+      );
       this.rx.disarmKick();
     }
   }

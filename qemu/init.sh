@@ -1,0 +1,192 @@
+#!/bin/sh
+# /init of the QEMU guest (busybox sh, PID 1). Mounts, loads the virtio modules, finds the ivshmem BAR and the
+# virtio-serial port by name, starts the agent, then runs what the kernel command line asks for:
+#   bridge.transport=ring|serial   ring: the agent maps the ivshmem-plain BAR2 (1af4:1110) the runner shares
+#                                  serial: the same frames over the virtio-serial port named bridge.0
+#   bridge.script=demo|test|shell  demo: upload and run the examples, print a transcript, power off
+#                                  test: the same, with machine-readable markers and checks, power off
+#                                  shell: an interactive shell on the console (type wasmedge_emit ...)
+# Dotted words are module parameters to the kernel, which does not pass them to init as environment: they are
+# read from /proc/cmdline. Markers the host parses: "# [  5.43 s] ..." timing lines (guest uptime),
+# BRIDGE-BEGIN/BRIDGE-END/BRIDGE-CHECK/BRIDGE-RESULT (test mode).
+set -u
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TERM="${TERM:-linux}"
+umask 022
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /run /tmp /var/lib
+mount -t devpts devpts /dev/pts 2>/dev/null
+hostname guest
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+stamp() { printf '# [%6s s] %s\n' "$(uptime_s)" "$*"; }
+finish() {
+  sync
+  poweroff -f
+  sleep 5
+  exit 0
+}
+
+TRANSPORT=ring
+SCRIPT=demo
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    bridge.transport=*) TRANSPORT="${w#*=}" ;;
+    bridge.script=*) SCRIPT="${w#*=}" ;;
+    bridge.loglevel=*) export LOG_LEVEL="${w#*=}" ;;
+  esac
+done
+export LOG_LEVEL="${LOG_LEVEL:-warn}"
+IS_TEST=0
+[ "$SCRIPT" = test ] && IS_TEST=1
+mark() { [ "$IS_TEST" = 1 ] && echo "BRIDGE-$*"; return 0; }
+fail() {
+  echo "guest: $*"
+  mark "RESULT fail: $*"
+  if [ -s /tmp/agent.log ]; then echo "--- agent log (tail)"; tail -n 30 /tmp/agent.log; fi
+  [ "$SCRIPT" = shell ] && return 0
+  finish
+}
+
+stamp "init started (transport=$TRANSPORT script=$SCRIPT, $(uname -r))"
+
+# ---- kernel modules: virtio_pci and virtio_console with their dependencies, in the order the build resolved
+if [ -f /lib/modules/load-order ]; then
+  while read -r m; do
+    insmod "/lib/modules/$m.ko" 2>/dev/null || grep -q "^$m " /proc/modules || echo "guest: insmod $m failed"
+  done < /lib/modules/load-order
+fi
+
+# ---- the channel devices
+IVSHMEM=""
+for d in /sys/bus/pci/devices/*; do
+  [ -f "$d/vendor" ] || continue
+  if [ "$(cat "$d/vendor")" = 0x1af4 ] && [ "$(cat "$d/device")" = 0x1110 ]; then IVSHMEM="$d"; break; fi
+done
+VPORT=""
+find_vport() {
+  for n in /sys/class/virtio-ports/*/name; do
+    [ -f "$n" ] || continue
+    if [ "$(cat "$n")" = bridge.0 ]; then
+      p="$(basename "$(dirname "$n")")"
+      [ -c "/dev/$p" ] && VPORT="/dev/$p" && return 0
+    fi
+  done
+  return 1
+}
+
+case "$TRANSPORT" in
+  ring)
+    [ -n "$IVSHMEM" ] || fail "no ivshmem device (PCI 1af4:1110) found"
+    LINK="--region $IVSHMEM/resource2"
+    stamp "ivshmem BAR2 at $(basename "$IVSHMEM"), $(($(stat -c %s "$IVSHMEM/resource2") / 1048576)) MiB"
+    ;;
+  serial)
+    i=0
+    until find_vport; do
+      i=$((i + 1))
+      [ "$i" -gt 100 ] && break
+      usleep 50000
+    done
+    [ -n "$VPORT" ] || fail "no virtio-serial port named bridge.0 in /sys/class/virtio-ports"
+    LINK="--runner-serial $VPORT"
+    stamp "virtio-serial port bridge.0 at $VPORT"
+    ;;
+  *) fail "unknown bridge.transport=$TRANSPORT (ring|serial)" ;;
+esac
+
+# ---- the agent
+export WASMEDGE_AGENT_SOCKET=/run/wasmedge-agent.sock
+mkdir -p /var/lib/wasmedge-agent
+# shellcheck disable=SC2086
+node /opt/bridge/agent.mjs --socket "$WASMEDGE_AGENT_SOCKET" --store /var/lib/wasmedge-agent $LINK \
+  > /tmp/agent.out 2> /tmp/agent.log &
+AGENT_PID=$!
+i=0
+until grep -q READY /tmp/agent.out 2>/dev/null; do
+  kill -0 "$AGENT_PID" 2>/dev/null || fail "agent exited before it was ready"
+  i=$((i + 1))
+  [ "$i" -gt 600 ] && fail "agent not ready within 60 s"
+  usleep 100000
+done
+stamp "agent ready (pid $AGENT_PID, $TRANSPORT)"
+
+# ---- scripted demo / test
+FAILS=0
+# step NAME EXPECTED_EXIT EXPECTED_STDOUT_PATTERN -- COMMAND...
+#   Runs COMMAND, prints a transcript ($ command, stdout, stderr, [exit N]) and checks the exit code and stdout.
+#   EXPECTED_STDOUT_PATTERN is a shell case pattern matched against the whole stdout (exact text when no glob).
+step() {
+  name="$1" want_rc="$2" want_out="$3"
+  shift 4
+  mark "BEGIN $name"
+  echo "\$ $*"
+  out="$("$@" 2>/tmp/step.err)"
+  rc=$?
+  [ -n "$out" ] && printf '%s\n' "$out"
+  [ -s /tmp/step.err ] && cat /tmp/step.err
+  echo "[exit $rc]"
+  mark "END $name exit=$rc uptime=$(uptime_s)"
+  # shellcheck disable=SC2254
+  case "$out" in
+    $want_out) ok=1 ;;
+    *) ok=0 ;;
+  esac
+  if [ "$rc" = "$want_rc" ] && [ "$ok" = 1 ]; then
+    mark "CHECK ok $name"
+  else
+    FAILS=$((FAILS + 1))
+    mark "CHECK FAIL $name: want exit $want_rc, got $rc"
+    [ "$IS_TEST" = 1 ] || echo "!! unexpected result for $name (want exit $want_rc)"
+  fi
+}
+
+scenario() {
+  EX=/opt/bridge/examples
+  NL='
+'
+  step upload-hello 0 "stored hello sha256:*" -- wasmedge_emit upload $EX/hello/hello.wasm
+  step hello-args 0 "hello from wasm${NL}alpha${NL}beta${NL}GREETING=seL4" -- \
+    wasmedge_emit run hello --env GREETING=seL4 -- alpha beta
+  stamp "first deployed output"
+  step hello-exit 3 "hello from wasm" -- wasmedge_emit run hello -- --exit 3
+  step upload-nbody 0 "stored nbody sha256:*" -- wasmedge_emit upload $EX/nbody/nbody.wasm
+  step nbody 0 "-0.169075164${NL}-0.169087605" -- wasmedge_emit run nbody -- 1000
+  step trap 134 "about to trap" -- wasmedge_emit $EX/trap/trap.wasm
+  echo "# hot deploy: a new version of hello under the same name"
+  step upload-hello-v2 0 "stored hello sha256:*" -- wasmedge_emit upload $EX/hello/hello-v2.wasm --name hello
+  step hello-v2 0 "hello from wasm v2" -- wasmedge_emit run hello
+  stamp "hot swap done"
+  if [ "$IS_TEST" = 1 ]; then
+    step status 0 "*connected via $TRANSPORT*" -- wasmedge_emit status
+  fi
+}
+
+case "$SCRIPT" in
+  demo | test)
+    stamp "deploying"
+    scenario
+    stamp "scenario done, $FAILS failed"
+    if [ "$FAILS" = 0 ]; then mark "RESULT pass"; else fail "$FAILS step(s) failed"; fi
+    kill "$AGENT_PID" 2>/dev/null
+    finish
+    ;;
+  shell)
+    cat <<EOF
+
+  Guest ready: the agent talks to the runner on the host over $TRANSPORT.
+  Try:  wasmedge_emit upload /opt/bridge/examples/hello/hello.wasm
+        wasmedge_emit run hello -- alpha beta
+        wasmedge_emit /opt/bridge/examples/nbody/nbody.wasm 1000
+        wasmedge_emit status
+  Examples are in /opt/bridge/examples; the agent log is /tmp/agent.log. 'exit' powers the guest off.
+
+EOF
+    setsid cttyhack /bin/sh -l
+    kill "$AGENT_PID" 2>/dev/null
+    finish
+    ;;
+  *) fail "unknown bridge.script=$SCRIPT (demo|test|shell)" ;;
+esac

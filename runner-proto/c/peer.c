@@ -1,0 +1,1050 @@
+/*
+ * peer.c - a small hosted (libc, POSIX) peer for the wasmring channel, built on the freestanding library.
+ *
+ *   peer --region PATH [--ring-size N]          create the region (as the TypeScript runner does) and serve
+ *   peer --region PATH --attach                 attach to a region someone else created, and serve
+ *   peer --encode-vector [--type N --flags N --seq N --corr N --body-hex HEX]
+ *                                               print the hex of one encoded frame
+ *   peer --decode-vector HEX [--max-body N]     decode a frame, print it as one line of JSON
+ *
+ * Serving answers requests the way runner-proto's runner does, without an engine: HELLO, PING, ECHO, MODULE_HAVE,
+ * MODULE_BEGIN/CHUNK/END (reassembled, bounded, verified against the sha256 digest), MODULE_FORGET. Everything
+ * else is answered with ERROR AGT_ERR_PROTOCOL. By default a creator takes the runner side (consumes ring 0,
+ * produces ring 1, side B liveness words) and an attacher the agent side; --side overrides.
+ *
+ * Waiting is spin-then-sleep polling with the want-kick flag protocol; SIGTERM/SIGINT end it cleanly (side state
+ * back to 0, region unmapped; the file is left for its owner). "READY" goes to stdout once the region is usable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wasmring.h"
+
+#define PROTOCOL_VERSION 1u
+#define HEARTBEAT_NS 100000000ull /* 100 ms, like the TypeScript side */
+#define SPIN_NS 50000ull          /* busy-poll this long before arming the kick flag */
+#define SEND_TIMEOUT_NS 10000000000ull
+#define MAX_TRANSFERS 4
+#define MAX_HAVE 256
+#define JSON_MAX_DEPTH 32
+#define DRAIN_BATCH 256
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL); /* EINTR is fine: the caller re-checks its condition and stop_requested */
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Output buffer for JSON bodies                                                                                */
+
+typedef struct {
+    char *p;
+    size_t len;
+    size_t cap;
+    int overflow;
+} sbuf;
+
+static void sb_putn(sbuf *b, const char *s, size_t n) {
+    if (b->overflow || b->cap - b->len < n) {
+        b->overflow = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void sb_puts(sbuf *b, const char *s) {
+    sb_putn(b, s, strlen(s));
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->overflow) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->len) {
+        b->overflow = 1;
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+/* A JSON string literal; control characters, quotes and backslashes escaped. */
+static void sb_json_string(sbuf *b, const char *s, size_t n) {
+    sb_putn(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_putn(b, e, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            sb_printf(b, "\\u%04x", c);
+        } else {
+            sb_putn(b, (const char *)&c, 1);
+        }
+    }
+    sb_putn(b, "\"", 1);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* A careful, bounded JSON scanner: validates the structure of the whole body and finds top-level members.      */
+
+typedef struct {
+    const char *p;
+    size_t n;
+} span;
+
+typedef struct {
+    const char *s;
+    size_t n;
+    size_t i;
+} jscan;
+
+static void js_ws(jscan *j) {
+    while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' || j->s[j->i] == '\r')) j->i++;
+}
+
+static int js_string(jscan *j) {
+    if (j->i >= j->n || j->s[j->i] != '"') return -1;
+    j->i++;
+    while (j->i < j->n) {
+        unsigned char c = (unsigned char)j->s[j->i++];
+        if (c == '"') return 0;
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            if (j->i >= j->n) return -1;
+            char e = j->s[j->i++];
+            if (e == 'u') {
+                for (int k = 0; k < 4; k++) {
+                    if (j->i >= j->n) return -1;
+                    char h = j->s[j->i++];
+                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) return -1;
+                }
+            } else if (!strchr("\"\\/bfnrt", e) || e == 0) {
+                return -1;
+            }
+        }
+    }
+    return -1;
+}
+
+static int js_number(jscan *j) {
+    size_t start = j->i;
+    if (j->i < j->n && j->s[j->i] == '-') j->i++;
+    if (j->i >= j->n) return -1;
+    if (j->s[j->i] == '0') {
+        j->i++;
+    } else if (j->s[j->i] >= '1' && j->s[j->i] <= '9') {
+        while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+    } else {
+        return -1;
+    }
+    if (j->i < j->n && j->s[j->i] == '.') {
+        j->i++;
+        size_t d = j->i;
+        while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+        if (j->i == d) return -1;
+    }
+    if (j->i < j->n && (j->s[j->i] == 'e' || j->s[j->i] == 'E')) {
+        j->i++;
+        if (j->i < j->n && (j->s[j->i] == '+' || j->s[j->i] == '-')) j->i++;
+        size_t d = j->i;
+        while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+        if (j->i == d) return -1;
+    }
+    return j->i > start ? 0 : -1;
+}
+
+static int js_literal(jscan *j, const char *lit) {
+    size_t l = strlen(lit);
+    if (j->n - j->i < l || memcmp(j->s + j->i, lit, l) != 0) return -1;
+    j->i += l;
+    return 0;
+}
+
+static int js_value(jscan *j, int depth);
+
+static int js_container(jscan *j, int depth, char open, char close, int is_object) {
+    if (depth > JSON_MAX_DEPTH) return -1;
+    if (j->i >= j->n || j->s[j->i] != open) return -1;
+    j->i++;
+    js_ws(j);
+    if (j->i < j->n && j->s[j->i] == close) {
+        j->i++;
+        return 0;
+    }
+    for (;;) {
+        js_ws(j);
+        if (is_object) {
+            if (js_string(j) != 0) return -1;
+            js_ws(j);
+            if (j->i >= j->n || j->s[j->i] != ':') return -1;
+            j->i++;
+            js_ws(j);
+        }
+        if (js_value(j, depth + 1) != 0) return -1;
+        js_ws(j);
+        if (j->i >= j->n) return -1;
+        if (j->s[j->i] == ',') {
+            j->i++;
+            continue;
+        }
+        if (j->s[j->i] == close) {
+            j->i++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int js_value(jscan *j, int depth) {
+    if (j->i >= j->n) return -1;
+    switch (j->s[j->i]) {
+    case '{': return js_container(j, depth, '{', '}', 1);
+    case '[': return js_container(j, depth, '[', ']', 0);
+    case '"': return js_string(j);
+    case 't': return js_literal(j, "true");
+    case 'f': return js_literal(j, "false");
+    case 'n': return js_literal(j, "null");
+    default: return js_number(j);
+    }
+}
+
+/*
+ * Checks that `body` is exactly one JSON object (nothing after it) and, if `key` is not NULL, finds the value of
+ * the top-level member `key` (compared on its raw, unescaped spelling; the last duplicate wins, as in
+ * JSON.parse). Returns 1 found, 0 valid but absent, -1 not a valid JSON object.
+ */
+static int json_member(const uint8_t *body, size_t len, const char *key, span *out) {
+    jscan j = {(const char *)body, len, 0};
+    size_t klen = key ? strlen(key) : 0;
+    int found = 0;
+    js_ws(&j);
+    if (j.i >= j.n || j.s[j.i] != '{') return -1;
+    j.i++;
+    js_ws(&j);
+    if (j.i < j.n && j.s[j.i] == '}') {
+        j.i++;
+    } else {
+        for (;;) {
+            js_ws(&j);
+            size_t ks = j.i;
+            if (js_string(&j) != 0) return -1;
+            span k = {j.s + ks + 1, j.i - ks - 2};
+            js_ws(&j);
+            if (j.i >= j.n || j.s[j.i] != ':') return -1;
+            j.i++;
+            js_ws(&j);
+            size_t vs = j.i;
+            if (js_value(&j, 1) != 0) return -1;
+            if (key && k.n == klen && memcmp(k.p, key, klen) == 0) {
+                out->p = j.s + vs;
+                out->n = j.i - vs;
+                found = 1;
+            }
+            js_ws(&j);
+            if (j.i >= j.n) return -1;
+            if (j.s[j.i] == ',') {
+                j.i++;
+                continue;
+            }
+            if (j.s[j.i] == '}') {
+                j.i++;
+                break;
+            }
+            return -1;
+        }
+    }
+    js_ws(&j);
+    return j.i == j.n ? found : -1;
+}
+
+/* A string value without escapes, copied into out (cap bytes, NUL-terminated). -1 if not such a string. */
+static int json_plain_string(span v, char *out, size_t cap, size_t *len) {
+    if (v.n < 2 || v.p[0] != '"' || v.p[v.n - 1] != '"') return -1;
+    size_t n = v.n - 2;
+    if (n + 1 > cap) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (v.p[1 + i] == '\\') return -1;
+    memcpy(out, v.p + 1, n);
+    out[n] = 0;
+    *len = n;
+    return 0;
+}
+
+/* A non-negative integer value no larger than 2^53 - 1 (JSON numbers are doubles on the other side). */
+static int json_uint(span v, uint64_t *out) {
+    if (v.n == 0 || v.n > 16) return -1;
+    if (v.n > 1 && v.p[0] == '0') return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9') return -1;
+        x = x * 10u + (uint64_t)(v.p[i] - '0');
+    }
+    if (x > 9007199254740991ull) return -1;
+    *out = x;
+    return 0;
+}
+
+/* Whether a JSON array value contains the integer `want` (elements that are not plain integers are skipped). */
+static int json_array_has_uint(span v, uint64_t want) {
+    jscan j = {v.p, v.n, 0};
+    if (j.n == 0 || j.s[0] != '[') return 0;
+    j.i = 1;
+    for (;;) {
+        js_ws(&j);
+        if (j.i >= j.n || j.s[j.i] == ']') return 0;
+        size_t s = j.i;
+        if (js_value(&j, 2) != 0) return 0;
+        uint64_t x;
+        span e = {j.s + s, j.i - s};
+        if (json_uint(e, &x) == 0 && x == want) return 1;
+        js_ws(&j);
+        if (j.i < j.n && j.s[j.i] == ',') j.i++;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* The peer                                                                                                      */
+
+typedef struct {
+    int used;
+    uint32_t corr;
+    char digest[WR_DIGEST_TEXT_LEN + 1];
+    uint64_t size;
+    uint64_t received;
+    uint8_t *buf;
+} transfer;
+
+typedef struct {
+    wr_region region;
+    uint32_t side;
+    uint32_t epoch;
+    wr_producer tx;
+    wr_consumer rx;
+    uint8_t *rxbuf;
+    char *json; /* scratch for JSON answers */
+    size_t json_cap;
+    uint64_t max_module;
+    uint64_t max_sleep_ns;
+    uint64_t last_beat;
+    transfer transfers[MAX_TRANSFERS];
+    char have[MAX_HAVE][WR_DIGEST_TEXT_LEN + 1];
+    unsigned have_count;
+    unsigned have_next;
+    int verbose;
+    /* stats */
+    uint64_t frames_in, frames_out, faults, kicks_waited;
+} peer;
+
+static void tick(peer *p) {
+    uint64_t t = now_ns();
+    if (t - p->last_beat >= HEARTBEAT_NS) {
+        wr_region_heartbeat(&p->region, p->side);
+        p->last_beat = t;
+    }
+}
+
+/* Sends one frame, waiting (bounded) for space when the ring is full. 0 on success. */
+static int send_frame(peer *p, uint8_t type, uint8_t flags, uint32_t corr, const uint8_t *body, uint32_t len) {
+    uint64_t deadline = 0;
+    uint64_t backoff = 0;
+    for (;;) {
+        wr_status s = wr_producer_try_write(&p->tx, type, flags, corr, body, len);
+        if (s == WR_OK) {
+            p->frames_out++;
+            /* A kick is the doorbell increment publish() already made; a poller sees it move. */
+            (void)wr_producer_publish(&p->tx);
+            return 0;
+        }
+        if (s != WR_FULL) {
+            fprintf(stderr, "peer: cannot send frame type 0x%02x (%u bytes): %s\n", type, len, wr_status_name(s));
+            return -1;
+        }
+        uint64_t t = now_ns();
+        if (deadline == 0) deadline = t + SEND_TIMEOUT_NS;
+        if (t > deadline) {
+            fprintf(stderr, "peer: ring full for 10 s, dropping frame type 0x%02x\n", type);
+            return -1;
+        }
+        if (stop_requested) return -1;
+        tick(p);
+        if (backoff == 0) {
+            backoff = 1000;
+        } else {
+            sleep_ns(backoff);
+            backoff = backoff * 2 > p->max_sleep_ns ? p->max_sleep_ns : backoff * 2;
+        }
+    }
+}
+
+static int reply_json(peer *p, uint8_t type, uint32_t corr, const sbuf *b) {
+    if (b->overflow) {
+        fprintf(stderr, "peer: answer too long\n");
+        return -1;
+    }
+    return send_frame(p, type, WR_FLAG_JSON | WR_FLAG_BODY_CRC, corr, (const uint8_t *)b->p, (uint32_t)b->len);
+}
+
+static sbuf new_answer(peer *p) {
+    sbuf b = {p->json, 0, p->json_cap, 0};
+    return b;
+}
+
+static int reply_error(peer *p, uint32_t corr, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int reply_error(peer *p, uint32_t corr, const char *code, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (p->verbose) fprintf(stderr, "peer: ERROR %s: %s\n", code, msg);
+    sbuf b = new_answer(p);
+    sb_puts(&b, "{\"code\":");
+    sb_json_string(&b, code, strlen(code));
+    sb_puts(&b, ",\"message\":");
+    sb_json_string(&b, msg, strlen(msg));
+    sb_puts(&b, ",\"details\":{\"peer\":\"c-peer\"}}");
+    return reply_json(p, WR_MSG_ERROR, corr, &b);
+}
+
+static const char *type_name(uint8_t t) {
+    switch (t) {
+    case WR_MSG_HELLO: return "HELLO";
+    case WR_MSG_HELLO_ACK: return "HELLO_ACK";
+    case WR_MSG_PING: return "PING";
+    case WR_MSG_PONG: return "PONG";
+    case WR_MSG_ECHO: return "ECHO";
+    case WR_MSG_MODULE_HAVE: return "MODULE_HAVE";
+    case WR_MSG_MODULE_BEGIN: return "MODULE_BEGIN";
+    case WR_MSG_MODULE_CHUNK: return "MODULE_CHUNK";
+    case WR_MSG_MODULE_END: return "MODULE_END";
+    case WR_MSG_MODULE_FORGET: return "MODULE_FORGET";
+    case WR_MSG_RUN: return "RUN";
+    case WR_MSG_STDOUT: return "STDOUT";
+    case WR_MSG_STDERR: return "STDERR";
+    case WR_MSG_EXIT: return "EXIT";
+    case WR_MSG_KILL: return "KILL";
+    case WR_MSG_RESULT: return "RESULT";
+    case WR_MSG_ERROR: return "ERROR";
+    default: return "?";
+    }
+}
+
+/* Reads the "digest" member of a JSON body into out; replies ERROR and returns -1 when absent or malformed. */
+static int body_digest(peer *p, const wr_frame_header *h, const uint8_t *body, char out[WR_DIGEST_TEXT_LEN + 1]) {
+    span v;
+    size_t n = 0;
+    int r = json_member(body, h->length, "digest", &v);
+    if (r < 0) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "%s body is not a valid JSON object", type_name(h->type));
+        return -1;
+    }
+    if (r == 0 || json_plain_string(v, out, WR_DIGEST_TEXT_LEN + 1, &n) != 0 || !wr_digest_text_valid(out, n)) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "%s body field digest: expected sha256:<64 lowercase hex>",
+                    type_name(h->type));
+        return -1;
+    }
+    return 0;
+}
+
+static int have_index(const peer *p, const char *digest) {
+    for (unsigned i = 0; i < p->have_count; i++)
+        if (strcmp(p->have[i], digest) == 0) return (int)i;
+    return -1;
+}
+
+static void have_add(peer *p, const char *digest) {
+    if (have_index(p, digest) >= 0) return;
+    /* Bounded: the oldest digest is forgotten once MAX_HAVE are held. */
+    memcpy(p->have[p->have_next], digest, WR_DIGEST_TEXT_LEN + 1);
+    p->have_next = (p->have_next + 1) % MAX_HAVE;
+    if (p->have_count < MAX_HAVE) p->have_count++;
+}
+
+static transfer *transfer_for(peer *p, uint32_t corr) {
+    for (int i = 0; i < MAX_TRANSFERS; i++)
+        if (p->transfers[i].used && p->transfers[i].corr == corr) return &p->transfers[i];
+    return NULL;
+}
+
+static void transfer_drop(transfer *t) {
+    free(t->buf);
+    memset(t, 0, sizeof *t);
+}
+
+static void on_hello(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    span v;
+    int r = json_member(body, h->length, "versions", &v);
+    if (r < 0) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "HELLO body is not a valid JSON object");
+        return;
+    }
+    if (r == 0 || !json_array_has_uint(v, PROTOCOL_VERSION)) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "no common protocol version: peer speaks %u", PROTOCOL_VERSION);
+        return;
+    }
+    sbuf b = new_answer(p);
+    sb_printf(&b,
+              "{\"version\":%u,\"epoch\":%" PRIu32 ",\"capabilities\":[\"module-transfer\"],\"engines\":[\"c-peer\"],"
+              "\"modules\":%u,\"software\":\"wasmring-c-peer/0.1\"}",
+              PROTOCOL_VERSION, p->epoch, p->have_count);
+    reply_json(p, WR_MSG_RESULT, h->corr, &b);
+}
+
+static void on_module_have(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    char digest[WR_DIGEST_TEXT_LEN + 1];
+    if (body_digest(p, h, body, digest) != 0) return;
+    sbuf b = new_answer(p);
+    sb_printf(&b, "{\"have\":%s}", have_index(p, digest) >= 0 ? "true" : "false");
+    reply_json(p, WR_MSG_RESULT, h->corr, &b);
+}
+
+static void on_module_forget(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    char digest[WR_DIGEST_TEXT_LEN + 1];
+    if (body_digest(p, h, body, digest) != 0) return;
+    int i = have_index(p, digest);
+    if (i >= 0) p->have[i][0] = 0; /* an empty entry never matches a valid digest */
+    sbuf b = new_answer(p);
+    sb_printf(&b, "{\"forgotten\":%s}", i >= 0 ? "true" : "false");
+    reply_json(p, WR_MSG_RESULT, h->corr, &b);
+}
+
+static void on_module_begin(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    char digest[WR_DIGEST_TEXT_LEN + 1];
+    if (body_digest(p, h, body, digest) != 0) return;
+    span v;
+    uint64_t size = 0, chunk = 0;
+    if (json_member(body, h->length, "size", &v) != 1 || json_uint(v, &size) != 0) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "MODULE_BEGIN body field size: expected a non-negative integer");
+        return;
+    }
+    if (json_member(body, h->length, "chunkSize", &v) != 1 || json_uint(v, &chunk) != 0 || chunk == 0) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "MODULE_BEGIN body field chunkSize: expected a positive integer");
+        return;
+    }
+    if (size > p->max_module) {
+        reply_error(p, h->corr, "AGT_ERR_TOO_LARGE", "module of %" PRIu64 " bytes exceeds the peer limit of %" PRIu64,
+                    size, p->max_module);
+        return;
+    }
+    transfer *t = transfer_for(p, h->corr);
+    if (t) transfer_drop(t); /* a restarted transfer under the same id replaces the old one */
+    for (int i = 0; i < MAX_TRANSFERS && !t; i++)
+        if (!p->transfers[i].used) t = &p->transfers[i];
+    if (!t) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "too many module transfers in flight (max %d)", MAX_TRANSFERS);
+        return;
+    }
+    uint8_t *buf = malloc(size ? (size_t)size : 1u);
+    if (!buf) {
+        reply_error(p, h->corr, "AGT_ERR_TOO_LARGE", "cannot allocate %" PRIu64 " bytes for the module", size);
+        return;
+    }
+    t->used = 1;
+    t->corr = h->corr;
+    memcpy(t->digest, digest, sizeof t->digest);
+    t->size = size;
+    t->received = 0;
+    t->buf = buf;
+    sbuf b = new_answer(p);
+    sb_puts(&b, "{\"accepted\":true}");
+    reply_json(p, WR_MSG_RESULT, h->corr, &b);
+}
+
+static void on_module_chunk(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    transfer *t = transfer_for(p, h->corr);
+    if (!t) {
+        if (p->verbose) fprintf(stderr, "peer: module chunk for unknown transfer %" PRIu32 "\n", h->corr);
+        return;
+    }
+    if (h->length > t->size - t->received) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL",
+                    "module chunk overflows the announced size %" PRIu64 " (have %" PRIu64 ", chunk %" PRIu32 ")",
+                    t->size, t->received, h->length);
+        transfer_drop(t);
+        return;
+    }
+    memcpy(t->buf + t->received, body, h->length);
+    t->received += h->length;
+}
+
+static void on_module_end(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    char digest[WR_DIGEST_TEXT_LEN + 1];
+    if (body_digest(p, h, body, digest) != 0) return;
+    transfer *t = transfer_for(p, h->corr);
+    if (!t) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "MODULE_END for unknown transfer %" PRIu32, h->corr);
+        return;
+    }
+    if (strcmp(t->digest, digest) != 0) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "MODULE_END digest %s differs from MODULE_BEGIN %s", digest, t->digest);
+        transfer_drop(t);
+        return;
+    }
+    if (t->received != t->size) {
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "module transfer incomplete: %" PRIu64 " of %" PRIu64 " bytes",
+                    t->received, t->size);
+        transfer_drop(t);
+        return;
+    }
+    uint8_t hash[WR_SHA256_SIZE];
+    char got[WR_DIGEST_TEXT_LEN + 1];
+    wr_sha256(t->buf, (size_t)t->size, hash);
+    wr_sha256_digest_text(hash, got);
+    got[WR_DIGEST_TEXT_LEN] = 0;
+    if (strcmp(got, t->digest) != 0) {
+        reply_error(p, h->corr, "AGT_ERR_DIGEST_MISMATCH", "module bytes hash to %s, announced %s", got, t->digest);
+        transfer_drop(t);
+        return;
+    }
+    if (p->verbose) fprintf(stderr, "peer: module %s received (%" PRIu64 " bytes)\n", got, t->size);
+    have_add(p, got);
+    transfer_drop(t);
+    sbuf b = new_answer(p);
+    sb_printf(&b, "{\"digest\":\"%s\",\"kind\":\"command\"}", got);
+    reply_json(p, WR_MSG_RESULT, h->corr, &b);
+}
+
+static void handle(peer *p, const wr_frame_header *h, const uint8_t *body) {
+    switch (h->type) {
+    case WR_MSG_HELLO: on_hello(p, h, body); break;
+    case WR_MSG_PING: {
+        sbuf b = new_answer(p);
+        sb_printf(&b, "{\"epoch\":%" PRIu32 ",\"modules\":%u,\"runs\":0}", p->epoch, p->have_count);
+        reply_json(p, WR_MSG_RESULT, h->corr, &b);
+        break;
+    }
+    case WR_MSG_ECHO: send_frame(p, WR_MSG_RESULT, h->flags, h->corr, body, h->length); break;
+    case WR_MSG_MODULE_HAVE: on_module_have(p, h, body); break;
+    case WR_MSG_MODULE_BEGIN: on_module_begin(p, h, body); break;
+    case WR_MSG_MODULE_CHUNK: on_module_chunk(p, h, body); break;
+    case WR_MSG_MODULE_END: on_module_end(p, h, body); break;
+    case WR_MSG_MODULE_FORGET: on_module_forget(p, h, body); break;
+    case WR_MSG_RESULT:
+    case WR_MSG_ERROR:
+    case WR_MSG_STDOUT:
+    case WR_MSG_STDERR:
+    case WR_MSG_EXIT: break; /* this peer makes no requests and runs nothing */
+    default:
+        reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "unsupported frame type %s (0x%02x) on the C peer", type_name(h->type),
+                    h->type);
+    }
+}
+
+/* Reads and handles up to DRAIN_BATCH frames; returns how many. */
+static int drain(peer *p) {
+    int n = 0;
+    while (n < DRAIN_BATCH) {
+        wr_frame_header h;
+        wr_status s = wr_consumer_read(&p->rx, &h, p->rxbuf, p->rx.max_body);
+        if (s == WR_EMPTY) break;
+        if (s != WR_OK) {
+            p->faults++;
+            uint32_t dropped = wr_consumer_skip_to_tail(&p->rx);
+            fprintf(stderr, "peer: ring fault %s: resynchronised, %" PRIu32 " bytes dropped\n", wr_status_name(s), dropped);
+            break;
+        }
+        n++;
+        p->frames_in++;
+        wr_consumer_release(&p->rx); /* the body is in rxbuf: the space can be reused now */
+        handle(p, &h, p->rxbuf);
+    }
+    return n;
+}
+
+static void serve(peer *p) {
+    while (!stop_requested) {
+        tick(p);
+        if (drain(p) > 0) continue;
+        /* Spin briefly: the lowest latency when the other side answers at once. */
+        uint64_t spin_end = now_ns() + SPIN_NS;
+        int work = 0;
+        while (now_ns() < spin_end) {
+            if (!wr_consumer_is_empty(&p->rx)) {
+                work = 1;
+                break;
+            }
+        }
+        if (work) continue;
+        /* Flag-and-recheck, then sleep with back-off until the doorbell or tail moves. */
+        if (!wr_consumer_arm_kick(&p->rx)) continue;
+        uint32_t bell = wr_consumer_doorbell(&p->rx);
+        uint64_t nap = 20000;
+        while (!stop_requested) {
+            sleep_ns(nap);
+            nap = nap * 2 > p->max_sleep_ns ? p->max_sleep_ns : nap * 2;
+            tick(p);
+            if (wr_consumer_doorbell(&p->rx) != bell) {
+                p->kicks_waited++;
+                break;
+            }
+            if (!wr_consumer_is_empty(&p->rx)) break;
+        }
+        wr_consumer_disarm_kick(&p->rx);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Region setup                                                                                                  */
+
+static uint32_t new_epoch(void) {
+    uint32_t e = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &e, sizeof e) != (ssize_t)sizeof e) e = 0;
+        close(fd);
+    }
+    if (e == 0) e = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
+    e &= 0x7fffffffu;
+    return e == 0 ? 1u : e;
+}
+
+typedef struct {
+    void *base;
+    size_t size;
+} mapping;
+
+static int create_region(const char *path, uint32_t ring_size, mapping *m, wr_region *r) {
+    uint64_t size = wr_region_size_for(ring_size);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    if (fd < 0) {
+        fprintf(stderr, "peer: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, "peer: cannot stat %s: %s\n", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Like createRing: keep the inode (and its size) when it already fits exactly; else start from zeroes. */
+    if ((uint64_t)st.st_size != size) {
+        if (ftruncate(fd, 0) != 0 || ftruncate(fd, (off_t)size) != 0) {
+            fprintf(stderr, "peer: cannot size %s: %s\n", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    void *base = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) {
+        fprintf(stderr, "peer: mmap of %s failed: %s\n", path, strerror(errno));
+        return -1;
+    }
+    wr_status s = wr_region_init(r, base, (size_t)size, ring_size);
+    if (s != WR_OK) {
+        fprintf(stderr, "peer: cannot initialise the region: %s\n", wr_status_name(s));
+        munmap(base, (size_t)size);
+        return -1;
+    }
+    m->base = base;
+    m->size = (size_t)size;
+    return 0;
+}
+
+static int attach_region(const char *path, uint64_t timeout_ns, mapping *m, wr_region *r) {
+    uint64_t deadline = now_ns() + timeout_ns;
+    char why[256] = "not tried";
+    while (!stop_requested) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(why, sizeof why, "cannot open: %s", strerror(errno));
+        } else {
+            struct stat st;
+            if (fstat(fd, &st) != 0 || st.st_size < (off_t)WR_DATA_OFFSET) {
+                snprintf(why, sizeof why, "file is too small");
+                close(fd);
+            } else {
+                size_t size = (size_t)st.st_size;
+                void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                close(fd);
+                if (base == MAP_FAILED) {
+                    snprintf(why, sizeof why, "mmap failed: %s", strerror(errno));
+                } else {
+                    uint32_t bad = 0;
+                    wr_status s = wr_region_attach(r, base, size, &bad);
+                    if (s == WR_OK) {
+                        m->base = base;
+                        m->size = size;
+                        return 0;
+                    }
+                    snprintf(why, sizeof why, "region header: bad field at byte %" PRIu32, bad);
+                    munmap(base, size);
+                }
+            }
+        }
+        if (now_ns() > deadline) break;
+        sleep_ns(50000000ull);
+    }
+    fprintf(stderr, "peer: no region at %s: %s\n", path, why);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Test-vector modes                                                                                             */
+
+static int hex_decode(const char *hex, uint8_t **out, size_t *len) {
+    size_t n = strlen(hex);
+    if (n % 2 != 0) return -1;
+    uint8_t *b = malloc(n / 2 + 1);
+    if (!b) return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + (size_t)k];
+            unsigned d;
+            if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
+            else {
+                free(b);
+                return -1;
+            }
+            v = v * 16 + d;
+        }
+        b[i] = (uint8_t)v;
+    }
+    *out = b;
+    *len = n / 2;
+    return 0;
+}
+
+static void hex_print(const uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++) printf("%02x", b[i]);
+}
+
+static int encode_vector(unsigned type, unsigned flags, uint32_t seq, uint32_t corr, const char *body_hex) {
+    static const char sample[] = "{\"hello\":\"wasmring\"}";
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (body_hex) {
+        if (hex_decode(body_hex, &body, &len) != 0) {
+            fprintf(stderr, "peer: --body-hex is not hex\n");
+            return 2;
+        }
+    } else {
+        len = sizeof sample - 1;
+        body = malloc(len + 1);
+        if (!body) return 2;
+        memcpy(body, sample, len);
+    }
+    uint8_t *out = malloc(WR_FRAME_HEADER_SIZE + len);
+    size_t written = 0;
+    if (!out || len > 0xffffffffu ||
+        wr_frame_encode(out, WR_FRAME_HEADER_SIZE + len, (uint8_t)type, (uint8_t)flags, seq, corr, body, (uint32_t)len,
+                        &written) != WR_OK) {
+        fprintf(stderr, "peer: cannot encode that frame\n");
+        free(out);
+        free(body);
+        return 2;
+    }
+    hex_print(out, written);
+    printf("\n");
+    free(out);
+    free(body);
+    return 0;
+}
+
+static int decode_vector(const char *hex, uint32_t max_body) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (hex_decode(hex, &buf, &len) != 0) {
+        fprintf(stderr, "peer: --decode-vector argument is not hex\n");
+        return 2;
+    }
+    wr_frame_header h;
+    const uint8_t *body = NULL;
+    wr_status s = wr_frame_decode(buf, len, max_body, &h, &body);
+    if (s != WR_OK) {
+        printf("{\"ok\":false,\"fault\":\"%s\"}\n", wr_status_name(s));
+    } else {
+        printf("{\"ok\":true,\"type\":%u,\"flags\":%u,\"length\":%" PRIu32 ",\"seq\":%" PRIu32 ",\"corr\":%" PRIu32
+               ",\"bodyCrc\":%" PRIu32 ",\"body\":\"",
+               h.type, h.flags, h.length, h.seq, h.corr, h.body_crc);
+        hex_print(body, h.length);
+        printf("\"}\n");
+    }
+    free(buf);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: peer --region PATH [--ring-size N] [--attach] [--side agent|runner] [--attach-timeout-ms N]\n"
+            "            [--max-module BYTES] [--max-sleep-us N] [--verbose]\n"
+            "       peer --encode-vector [--type N] [--flags N] [--seq N] [--corr N] [--body-hex HEX]\n"
+            "       peer --decode-vector HEX [--max-body N]\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno != 0 || *end != 0 || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *region_path = NULL;
+    const char *decode_hex = NULL;
+    const char *body_hex = NULL;
+    uint64_t ring_size = 1024 * 1024, attach_timeout_ms = 10000, max_module = 64ull * 1024 * 1024;
+    uint64_t max_sleep_us = 2000, v_type = WR_MSG_ECHO, v_flags = WR_FLAG_BODY_CRC | WR_FLAG_JSON, v_seq = 7,
+             v_corr = 42, max_body = 0xffffffffu;
+    int attach = 0, encode = 0, verbose = 0;
+    int side = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+#define NUM(name, var)                                                                                                 \
+    else if (strcmp(a, name) == 0) {                                                                                   \
+        bad = parse_u64(v, &(var));                                                                                    \
+        i++;                                                                                                           \
+    }
+        if (strcmp(a, "--region") == 0 && v) {
+            region_path = v;
+            i++;
+        } else if (strcmp(a, "--attach") == 0) {
+            attach = 1;
+        } else if (strcmp(a, "--verbose") == 0) {
+            verbose = 1;
+        } else if (strcmp(a, "--side") == 0 && v) {
+            if (strcmp(v, "agent") == 0) side = WR_SIDE_AGENT;
+            else if (strcmp(v, "runner") == 0) side = WR_SIDE_RUNNER;
+            else bad = 1;
+            i++;
+        } else if (strcmp(a, "--encode-vector") == 0) {
+            encode = 1;
+        } else if (strcmp(a, "--decode-vector") == 0 && v) {
+            decode_hex = v;
+            i++;
+        } else if (strcmp(a, "--body-hex") == 0 && v) {
+            body_hex = v;
+            i++;
+        }
+        NUM("--ring-size", ring_size)
+        NUM("--attach-timeout-ms", attach_timeout_ms)
+        NUM("--max-module", max_module)
+        NUM("--max-sleep-us", max_sleep_us)
+        NUM("--type", v_type)
+        NUM("--flags", v_flags)
+        NUM("--seq", v_seq)
+        NUM("--corr", v_corr)
+        NUM("--max-body", max_body)
+        else bad = 1;
+#undef NUM
+        if (bad) {
+            fprintf(stderr, "peer: bad argument %s\n", a);
+            usage();
+            return 2;
+        }
+    }
+    if (encode) {
+        if (v_type > 0xff || v_flags > 0xff || v_seq > 0xffffffffu || v_corr > 0xffffffffu) {
+            fprintf(stderr, "peer: vector field out of range\n");
+            return 2;
+        }
+        return encode_vector((unsigned)v_type, (unsigned)v_flags, (uint32_t)v_seq, (uint32_t)v_corr, body_hex);
+    }
+    if (decode_hex) return decode_vector(decode_hex, max_body > 0xffffffffu ? 0xffffffffu : (uint32_t)max_body);
+    if (!region_path) {
+        usage();
+        return 2;
+    }
+    if (ring_size > 0x40000000u || max_sleep_us == 0 || max_sleep_us > 100000) {
+        fprintf(stderr, "peer: --ring-size or --max-sleep-us out of range\n");
+        return 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    static peer p; /* large (digest table); static keeps it off the stack */
+    p.max_module = max_module;
+    p.max_sleep_ns = max_sleep_us * 1000u;
+    p.verbose = verbose;
+    mapping m;
+    if (attach) {
+        if (attach_region(region_path, attach_timeout_ms * 1000000ull, &m, &p.region) != 0) return 1;
+    } else {
+        if (create_region(region_path, (uint32_t)ring_size, &m, &p.region) != 0) return 1;
+    }
+    p.side = side >= 0 ? (uint32_t)side : (attach ? WR_SIDE_AGENT : WR_SIDE_RUNNER);
+    wr_ring_mem tx, rx;
+    uint32_t tx_ring = p.side == WR_SIDE_RUNNER ? WR_RING_TO_AGENT : WR_RING_TO_RUNNER;
+    if (wr_region_ring(&p.region, tx_ring, &tx) != WR_OK || wr_region_ring(&p.region, 1u - tx_ring, &rx) != WR_OK) {
+        fprintf(stderr, "peer: bad ring geometry\n");
+        return 1;
+    }
+    wr_producer_init(&p.tx, &tx);
+    wr_consumer_init(&p.rx, &rx);
+    /* Like attachRing: frames published for a previous peer answer requests nobody is waiting for. */
+    if (attach) (void)wr_consumer_skip_to_tail(&p.rx);
+    p.rxbuf = malloc(p.rx.max_body ? p.rx.max_body : 1u);
+    p.json_cap = 4096;
+    p.json = malloc(p.json_cap);
+    if (!p.rxbuf || !p.json) {
+        fprintf(stderr, "peer: out of memory\n");
+        return 1;
+    }
+    p.epoch = new_epoch();
+    wr_region_set_side(&p.region, p.side, p.epoch, WR_SIDE_STATE_ATTACHED);
+    wr_region_heartbeat(&p.region, p.side);
+    p.last_beat = now_ns();
+
+    printf("READY\n");
+    fflush(stdout);
+    if (verbose) {
+        fprintf(stderr, "peer: %s %s as the %s side, ring %" PRIu32 " bytes, epoch %" PRIu32 "\n",
+                attach ? "attached to" : "created", region_path, p.side == WR_SIDE_RUNNER ? "runner" : "agent",
+                p.region.ring_size, p.epoch);
+    }
+
+    serve(&p);
+
+    __atomic_store_n(wr_region_side_word(&p.region, p.side, WR_SIDE_STATE), 0u, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < MAX_TRANSFERS; i++)
+        if (p.transfers[i].used) transfer_drop(&p.transfers[i]);
+    munmap(m.base, m.size);
+    free(p.rxbuf);
+    free(p.json);
+    fprintf(stderr, "peer: stopped: %" PRIu64 " frames in, %" PRIu64 " out, %" PRIu64 " faults, %" PRIu32
+                    " kicks sent, %" PRIu64 " kicks received\n",
+            p.frames_in, p.frames_out, p.faults, p.tx.kicks, p.kicks_waited);
+    return 0;
+}
