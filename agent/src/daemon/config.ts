@@ -11,7 +11,7 @@ const agentConfigSchema = z
     socketMode: z.number().int().min(0).max(0o777),
     store: z.string().min(1),
     runner: z.discriminatedUnion('kind', [
-      z.strictObject({ kind: z.literal('ring'), path: z.string().min(1) }),
+      z.strictObject({ kind: z.literal('ring'), path: z.string().min(1), notify: z.enum(['polling', 'futex']) }),
       z.strictObject({ kind: z.literal('stream'), path: z.string().min(1) }),
       z.strictObject({ kind: z.literal('serial'), path: z.string().min(1) }),
     ]),
@@ -27,6 +27,7 @@ export const AGENT_USAGE = `usage: wasmedge-agent [--socket PATH] [--store DIR] 
   --region PATH         shared-memory region the runner created (/dev/shm/... or a PCI resource2)
   --runner-socket PATH  use the stream transport over this Unix socket instead
   --runner-serial PATH  use the stream transport over this serial character device (a virtio-serial port)
+  --notify MODE         ring wake-ups: polling (default, works across a VM boundary) or futex (same kernel only)
   --max-module BYTES    largest module accepted (default 67108864)`;
 
 /** Parses argv and WASMEDGE_AGENT_* overrides once into a frozen config. */
@@ -40,6 +41,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
       'runner-socket': { type: 'string' },
       'runner-serial': { type: 'string' },
       'max-module': { type: 'string' },
+      notify: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -59,7 +61,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     socket: values.socket ?? defaultSocketPath(env),
     socketMode: 0o660,
     store: values.store ?? env.WASMEDGE_AGENT_STORE ?? '/var/lib/wasmedge-agent',
-    runner: region ? { kind: 'ring', path: region } : serial ? { kind: 'serial', path: serial } : { kind: 'stream', path: stream },
+    runner: region ? { kind: 'ring', path: region, notify: values.notify ?? env.WASMEDGE_AGENT_NOTIFY ?? 'polling' } : serial ? { kind: 'serial', path: serial } : { kind: 'stream', path: stream },
     policy: maxModule !== undefined ? { maxModuleBytes: Number(maxModule) } : {},
   };
   const r = agentConfigSchema.safeParse(raw);

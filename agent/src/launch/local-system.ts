@@ -14,6 +14,8 @@ export const CLI_MAIN = path.join(DIST, 'agent/src/cli/main.js');
 export interface LocalSystemOptions {
   /** `ring`: shared memory in /dev/shm (the default); `stream`: a Unix socket between agent and runner. */
   readonly transport?: 'ring' | 'stream';
+  /** Ring wake-ups on both sides (default futex: both processes share this kernel). */
+  readonly notify?: 'polling' | 'futex';
   /** Keep using this directory (store survives restarts); default: a fresh temp dir removed by stop(). */
   readonly dir?: string;
   readonly logLevel?: string;
@@ -118,14 +120,14 @@ export class LocalSystem {
   }
 
   async startRunner(): Promise<void> {
-    const args = this.transport === 'ring' ? ['--region', this.region] : ['--socket', this.runnerSocket];
+    const args = this.transport === 'ring' ? ['--region', this.region, '--notify', this.options.notify ?? 'futex'] : ['--socket', this.runnerSocket];
     this.runner = spawn(process.execPath, [RUNNER_MAIN, ...args, ...(this.options.runnerArgs ?? [])], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.capture(this.runner, 'runner');
     await waitReady(this.runner, 'runner', this.options.readyTimeoutMs ?? 15_000);
   }
 
   async startAgent(): Promise<void> {
-    const link = this.transport === 'ring' ? ['--region', this.region] : ['--runner-socket', this.runnerSocket];
+    const link = this.transport === 'ring' ? ['--region', this.region, '--notify', this.options.notify ?? 'futex'] : ['--runner-socket', this.runnerSocket];
     this.agent = spawn(process.execPath, [AGENT_MAIN, '--socket', this.agentSocket, '--store', this.storeDir, ...link, ...(this.options.agentArgs ?? [])], {
       env: this.env(),
       stdio: ['ignore', 'pipe', 'pipe'],

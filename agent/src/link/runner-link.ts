@@ -24,10 +24,11 @@ import {
   type RunMessage,
 } from '../../../runner-proto/src/protocol/index.js';
 import { Side } from '../../../runner-proto/src/region/index.js';
+import type { NotifyMode } from '../../../runner-proto/src/notify/index.js';
 import { z } from 'zod';
 
 export type LinkConfig =
-  | { readonly kind: 'ring'; readonly path: string }
+  | { readonly kind: 'ring'; readonly path: string; readonly notify?: NotifyMode }
   | { readonly kind: 'stream'; readonly path: string }
   | { readonly kind: 'serial'; readonly path: string };
 
@@ -132,7 +133,7 @@ export class RunnerLink {
   private async connect(timeoutMs: number): Promise<Endpoint> {
     let ep: Endpoint;
     if (this.config.kind === 'ring') {
-      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger });
+      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger, notify: this.config.notify });
       this.ring = ring;
       ep = new Endpoint({ transport: ring.transport, role: 'agent', logger: this.logger });
     } else if (this.config.kind === 'serial') {

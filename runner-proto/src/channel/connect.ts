@@ -3,7 +3,7 @@ import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import { AgentError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { PollingNotifier, type Notifier } from '../notify/index.js';
+import { createNotifier, type NotifyMode } from '../notify/index.js';
 import { Region, SIDE_EPOCH, SIDE_HEARTBEAT, SIDE_STATE, Side, regionSizeFor } from '../region/index.js';
 import { createRegionFile, mapFile, type Mapping } from '../shm/index.js';
 import { RingTransport, StreamTransport } from '../transport/index.js';
@@ -36,7 +36,8 @@ function startHeartbeat(region: Region, side: Side, intervalMs: number): NodeJS.
   return t;
 }
 
-function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifier, heartbeatMs: number): RingLink {
+function linkFor(mapping: Mapping, region: Region, side: Side, notify: NotifyMode, heartbeatMs: number): RingLink {
+  const notifier = createNotifier(notify);
   const epoch = newEpoch();
   Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
   Atomics.store(region.words, region.sideWord(side, SIDE_STATE), SIDE_STATE_ATTACHED);
@@ -62,7 +63,8 @@ function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifie
 
 export interface RingOptions {
   readonly path: string;
-  readonly notifier?: Notifier;
+  /** How this side sleeps and wakes its peer (default polling, which also works across a VM boundary). */
+  readonly notify?: NotifyMode;
   readonly heartbeatMs?: number;
 }
 
@@ -84,7 +86,7 @@ export function createRing(options: RingOptions & { ringSize: number; fileSize?:
   }
   const mapping = mapFile(options.path, size);
   const region = Region.initialise(mapping.buffer, options.ringSize);
-  return linkFor(mapping, region, Side.Runner, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? HEARTBEAT_MS);
+  return linkFor(mapping, region, Side.Runner, options.notify ?? 'polling', options.heartbeatMs ?? HEARTBEAT_MS);
 }
 
 /**
@@ -100,7 +102,7 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
       const mapping = mapFile(options.path, size);
       try {
         const region = Region.attach(mapping.buffer);
-        const link = linkFor(mapping, region, Side.Agent, options.notifier ?? new PollingNotifier(), options.heartbeatMs ?? HEARTBEAT_MS);
+        const link = linkFor(mapping, region, Side.Agent, options.notify ?? 'polling', options.heartbeatMs ?? HEARTBEAT_MS);
         link.transport.rx.skipToTail();
         return link;
       } catch (err) {

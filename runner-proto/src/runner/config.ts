@@ -11,6 +11,7 @@ const runnerConfigSchema = z
     engine: z.enum(['v8']),
     maxModuleBytes: z.number().int().positive(),
     keepRegion: z.boolean(),
+    notify: z.enum(['polling', 'futex']),
   })
   .refine((c) => c.region !== undefined || c.socket !== undefined, { message: 'give --region PATH (shared memory) or --socket PATH (stream)' });
 
@@ -22,6 +23,7 @@ export const RUNNER_USAGE = `usage: wasmedge-runner (--region PATH [--ring-size 
   --ring-size BYTES   bytes per ring, a power of two (default 1048576)
   --region-size BYTES size of the region file (default: just enough; QEMU ivshmem needs a power of two, e.g. 4194304)
   --socket PATH       listen for the stream transport on a Unix socket instead
+  --notify MODE       polling (default; works across a VM boundary) or futex (blocking, no idle CPU; same kernel only)
   --engine NAME       execution engine (default v8)
   --max-module BYTES  largest module accepted (default 67108864)`;
 
@@ -44,6 +46,7 @@ export function parseRunnerConfig(argv: readonly string[], env: NodeJS.ProcessEn
       engine: { type: 'string' },
       'max-module': { type: 'string' },
       'keep-region': { type: 'boolean' },
+      notify: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -57,6 +60,7 @@ export function parseRunnerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     engine: values.engine ?? env.WASM_RUNNER_ENGINE ?? 'v8',
     maxModuleBytes: num(values['max-module'], '--max-module') ?? 64 * 1024 * 1024,
     keepRegion: values['keep-region'] ?? false,
+    notify: values.notify ?? env.WASM_RUNNER_NOTIFY ?? 'polling',
   };
   const r = runnerConfigSchema.safeParse(raw);
   if (!r.success) {

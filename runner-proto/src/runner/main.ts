@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const closers: Array<() => Promise<void>> = [];
 
   if (config.region) {
-    const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize });
+    const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize, notify: config.notify });
     const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
     runner.serve(ep);
     ep.start();

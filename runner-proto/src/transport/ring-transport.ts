@@ -32,6 +32,8 @@ export class RingTransport implements FrameTransport {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   private sendChain: Promise<void> = Promise.resolve();
+  /** Frames queued behind a full ring; while any wait, new frames queue too (order is kept). */
+  private waiting = 0;
   framesIn = 0;
   framesOut = 0;
   faults = 0;
@@ -117,8 +119,17 @@ export class RingTransport implements FrameTransport {
     if (f.body.length > this.maxBody) {
       return Promise.reject(new AgentError('AGT_ERR_CHANNEL_FRAME', `frame body of ${f.body.length} bytes exceeds the ring maximum ${this.maxBody}`));
     }
+    // Fast path: nobody is waiting for space, and this frame fits: write and publish now, in call order.
+    if (this.waiting === 0 && this.tx.tryWrite(f)) {
+      this.framesOut++;
+      if (this.tx.publish()) this.notifier.kick();
+      return Promise.resolve();
+    }
     // One writer at a time keeps frames in call order even when some wait for space.
-    const next = this.sendChain.then(() => this.write(f, timeoutMs));
+    this.waiting++;
+    const next = this.sendChain.then(() => this.write(f, timeoutMs)).finally(() => {
+      this.waiting--;
+    });
     this.sendChain = next.catch(() => undefined);
     return next;
   }
