@@ -509,6 +509,9 @@ static void on_hello(peer *p, const wr_frame_header *h, const uint8_t *body) {
         reply_error(p, h->corr, "AGT_ERR_PROTOCOL", "no common protocol version: peer speaks %u", PROTOCOL_VERSION);
         return;
     }
+    /* A HELLO starts a new agent session: transfers left half-done by a previous agent will never finish. */
+    for (int i = 0; i < MAX_TRANSFERS; i++)
+        if (p->transfers[i].used) transfer_drop(&p->transfers[i]);
     sbuf b = new_answer(p);
     sb_printf(&b,
               "{\"version\":%u,\"epoch\":%" PRIu32 ",\"capabilities\":[\"module-transfer\"],\"engines\":[\"c-peer\"],"

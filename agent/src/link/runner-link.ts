@@ -255,8 +255,8 @@ export class RunnerLink {
 
   private async sendModule(ep: Endpoint, digest: string, bytes: Uint8Array): Promise<void> {
     const corr = ep.allocCorr();
-    await ep.requestJson(MsgType.MODULE_BEGIN, { digest, size: bytes.length, chunkSize: CHUNK_SIZE }, okSchema, { corr });
     const chunk = Math.min(CHUNK_SIZE, ep.transport.maxBody);
+    await ep.requestJson(MsgType.MODULE_BEGIN, { digest, size: bytes.length, chunkSize: chunk }, okSchema, { corr });
     for (let off = 0; off < bytes.length; off += chunk) {
       // No per-chunk CRC: the whole module is verified against its sha256 on arrival.
       await ep.send(MsgType.MODULE_CHUNK, corr, bytes.subarray(off, Math.min(off + chunk, bytes.length)), 0);

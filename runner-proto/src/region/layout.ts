@@ -43,6 +43,8 @@ export const SIDE_HEARTBEAT = 4;
 export const SIDE_STATE = 8;
 
 export const MIN_RING_SIZE = 64 * 1024;
+/** Keeps the region size inside the header's u32 (and matches the C reference's cap). */
+export const MAX_RING_SIZE = 1024 * 1024 * 1024;
 
 export enum Side {
   Agent = 0,
@@ -56,7 +58,7 @@ export function regionSizeFor(ringSize: number): number {
 /** The largest power-of-two ring that fits in a region of `regionSize` bytes (e.g. a 4 MiB ivshmem BAR). */
 export function ringSizeFor(regionSize: number): number {
   let size = MIN_RING_SIZE;
-  while (regionSizeFor(size * 2) <= regionSize) size *= 2;
+  while (size < MAX_RING_SIZE && regionSizeFor(size * 2) <= regionSize) size *= 2;
   if (regionSizeFor(size) > regionSize) {
     throw new AgentError('AGT_ERR_CHANNEL_REGION', `region of ${regionSize} bytes is too small (need ${regionSizeFor(MIN_RING_SIZE)})`);
   }

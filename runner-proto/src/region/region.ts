@@ -3,6 +3,7 @@ import { AgentError } from '../errors/index.js';
 import {
   DATA_OFFSET,
   LAYOUT_VERSION,
+  MAX_RING_SIZE,
   MIN_RING_SIZE,
   REGION_MAGIC,
   RING_CTRL_OFFSET,
@@ -46,8 +47,8 @@ export class Region {
 
   /** Writes a fresh header and zeroes every control word. Only the creator (the runner) does this. */
   static initialise(buffer: ArrayBuffer, ringSize: number): Region {
-    if (!isPowerOfTwo(ringSize) || ringSize < MIN_RING_SIZE) {
-      throw new AgentError('AGT_ERR_CHANNEL_REGION', `ring size ${ringSize} must be a power of two >= ${MIN_RING_SIZE}`);
+    if (!isPowerOfTwo(ringSize) || ringSize < MIN_RING_SIZE || ringSize > MAX_RING_SIZE) {
+      throw new AgentError('AGT_ERR_CHANNEL_REGION', `ring size ${ringSize} must be a power of two from ${MIN_RING_SIZE} to ${MAX_RING_SIZE}`);
     }
     const regionSize = regionSizeFor(ringSize);
     if (buffer.byteLength < regionSize) {
@@ -82,7 +83,7 @@ export class Region {
     if (version !== LAYOUT_VERSION) fail(`layout version ${version} (expected ${LAYOUT_VERSION})`, 8);
     const regionSize = view.getUint32(12, true);
     const ringSize = view.getUint32(16, true);
-    if (!isPowerOfTwo(ringSize) || ringSize < MIN_RING_SIZE) fail(`ring size ${ringSize} is not a power of two >= ${MIN_RING_SIZE}`, 16);
+    if (!isPowerOfTwo(ringSize) || ringSize < MIN_RING_SIZE || ringSize > MAX_RING_SIZE) fail(`ring size ${ringSize} is not a power of two >= ${MIN_RING_SIZE}`, 16);
     if (regionSize !== regionSizeFor(ringSize) || regionSize > buffer.byteLength) {
       fail(`region size ${regionSize} does not match ring size ${ringSize} and mapping ${buffer.byteLength}`, 12);
     }

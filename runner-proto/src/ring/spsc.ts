@@ -64,7 +64,21 @@ export class RingProducer {
     this.capacity = mem.data.length;
     this.mask = this.capacity - 1;
     this.maxBody = maxBodyFor(this.capacity);
-    this.tail = Atomics.load(mem.words, (mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+    this.tail = this.saneTail();
+  }
+
+  /**
+   * The published tail if it is plausible; otherwise (a crashed or scribbling writer) the consumer's head, so
+   * the ring reads as empty. The producer owns tail, so it may repair it.
+   */
+  private saneTail(): number {
+    const w = this.mem.words;
+    const tail = Atomics.load(w, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+    const head = Atomics.load(w, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
+    if (tail % RECORD_ALIGN === 0 && ((tail - head) >>> 0) <= this.capacity) return tail;
+    const repaired = (head - (head % RECORD_ALIGN)) >>> 0;
+    Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, repaired | 0);
+    return repaired;
   }
 
   resets = 0;
@@ -98,7 +112,7 @@ export class RingProducer {
   /** Bytes free right now, as seen from the producer. */
   free(): number {
     const head = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
-    return this.capacity - ((this.tail - head) >>> 0);
+    return Math.max(0, this.capacity - ((this.tail - head) >>> 0));
   }
 
   /**
@@ -157,7 +171,7 @@ export class RingProducer {
 
   /** Forgets local state and adopts the published tail (after a ring reset). */
   resync(): void {
-    this.tail = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+    this.tail = this.saneTail();
   }
 
   get published(): number {
@@ -167,6 +181,8 @@ export class RingProducer {
 
 export class RingConsumer {
   private readonly mem: RingMemory;
+  private readonly scratch = new Uint8Array(FRAME_HEADER_SIZE);
+  private readonly scratchView = new DataView(this.scratch.buffer);
   private readonly capacity: number;
   private readonly mask: number;
   readonly maxBody: number;
@@ -201,18 +217,21 @@ export class RingConsumer {
     if (avail > this.capacity || avail % 8 !== 0) {
       return { code: 'bad-index', head: this.head, tail, capacity: this.capacity };
     }
-    let pos = this.head & this.mask;
+    let head = this.head;
+    let pos = head & this.mask;
     if (this.mem.dataView.getUint32(pos, true) === PAD_WORD) {
       const skip = this.capacity - pos;
-      if (skip >= avail) return { code: 'bad-index', head: this.head, tail, capacity: this.capacity };
-      this.head = (this.head + skip) >>> 0;
+      if (skip >= avail) return { code: 'bad-index', head, tail, capacity: this.capacity };
+      head = (head + skip) >>> 0;
       avail -= skip;
       pos = 0;
     }
     if (avail < FRAME_HEADER_SIZE || this.capacity - pos < FRAME_HEADER_SIZE) {
       return { code: 'overrun', need: FRAME_HEADER_SIZE, available: Math.min(avail, this.capacity - pos) };
     }
-    const h = readHeader(this.mem.dataView, this.mem.data, pos, this.maxBody);
+    // Check a private copy: the peer could rewrite the shared bytes between the CRC check and their use.
+    this.scratch.set(this.mem.data.subarray(pos, pos + FRAME_HEADER_SIZE));
+    const h = readHeader(this.scratchView, this.scratch, 0, this.maxBody);
     if (isFault(h)) return h;
     const need = recordSize(h.length);
     if (need > avail || need > this.capacity - pos) {
@@ -222,7 +241,7 @@ export class RingConsumer {
     const body = this.mem.data.slice(start, start + h.length);
     const fault = checkBody(h, body);
     if (fault) return fault;
-    this.head = (this.head + need) >>> 0;
+    this.head = (head + need) >>> 0;
     return { type: h.type, flags: h.flags, seq: h.seq, corr: h.corr, body };
   }
 

@@ -1,0 +1,410 @@
+/**
+ * npm run bench:channel: the channel against its peers, measured in one run between the same two processes.
+ * RTT of 64 B frames (bare hand-off floor, ring with polling, ring with futex wait, Unix socket), throughput of
+ * 64 KiB frames (ring, ring with body CRC, Unix socket, in-process copy as the ceiling), deploy of 1 and 16 MiB
+ * modules to a real runner, and idle CPU of agent + runner. Prints a table and rewrites its section of
+ * docs/benchmarks.md. Samples are kept whole: a failed measurement is reported as such, not dropped.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalSystem, RUNNER_MAIN } from '../agent/src/launch/index.js';
+import { RunnerLink } from '../agent/src/link/index.js';
+import { crc32cImplementation } from '../runner-proto/src/crc/index.js';
+import type { Frame } from '../runner-proto/src/frame/index.js';
+import { FLAG_BODY_CRC } from '../runner-proto/src/frame/index.js';
+import { createLogger } from '../runner-proto/src/log/index.js';
+import { FutexNotifier, PollingNotifier, SocketNotifier, type Notifier } from '../runner-proto/src/notify/index.js';
+import { MsgType } from '../runner-proto/src/protocol/index.js';
+import { Region, Side, regionSizeFor } from '../runner-proto/src/region/index.js';
+import { RingConsumer, RingProducer } from '../runner-proto/src/ring/index.js';
+import { createRegionFile, mapFile, type Mapping } from '../runner-proto/src/shm/index.js';
+import { RingTransport } from '../runner-proto/src/transport/index.js';
+import { writeSection } from './lib/doc.js';
+import { fmt, summarize, table, type Summary } from './lib/stats.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PEER = path.join(HERE, 'channel-peer.js');
+const RING = 1024 * 1024;
+const RTT_N = Number(process.env.BENCH_RTT_N ?? 100_000);
+const TP_FRAMES = Number(process.env.BENCH_TP_FRAMES ?? 4096); // 256 MiB of 64 KiB frames
+const KiB64 = 64 * 1024;
+const MiB = 1024 * 1024;
+const tag = `${process.pid}`;
+const shm = (name: string): string => `/dev/shm/wasm-bridge-bench-${name}-${tag}`;
+
+function startPeer(args: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`peer ${args[0]} not ready`)), 10_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      if (c.toString().includes('READY')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`peer ${args[0]} exited ${code}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Which vCPU a process last ran on (field 39 of /proc/PID/stat): tells the socket's mode. */
+function lastCpu(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[36]);
+}
+
+async function floorRtt(): Promise<number[]> {
+  const file = shm('floor');
+  createRegionFile(file, 4096);
+  const m = mapFile(file, 4096);
+  const w = new Int32Array(m.buffer);
+  const peer = await startPeer(['floor', file]);
+  const out: number[] = [];
+  for (let i = 1; i <= RTT_N + 10_000; i++) {
+    const t0 = performance.now();
+    Atomics.store(w, 0, i);
+    while (Atomics.load(w, 16) !== i);
+    if (i > 10_000) out.push((performance.now() - t0) * 1000);
+  }
+  Atomics.store(w, 0, -1);
+  await stop(peer);
+  m.unmap();
+  fs.rmSync(file);
+  return out;
+}
+
+function makeRegion(name: string): { file: string; map: Mapping; region: Region } {
+  const file = shm(name);
+  createRegionFile(file, regionSizeFor(RING));
+  const map = mapFile(file, regionSizeFor(RING));
+  return { file, map, region: Region.initialise(map.buffer, RING) };
+}
+
+/** Ring RTT with the peer's real RingTransport + polling, our side spinning on the raw ring. */
+async function ringPollingRtt(): Promise<number[]> {
+  const { file, map, region } = makeRegion('poll');
+  const peer = await startPeer(['ring-echo', file, 'polling']);
+  const tx = new RingProducer(region.ring(0));
+  const rx = new RingConsumer(region.ring(1));
+  const body = new Uint8Array(64);
+  const out: number[] = [];
+  for (let i = 0; i < RTT_N + 10_000; i++) {
+    const t0 = performance.now();
+    tx.tryWrite({ type: MsgType.ECHO, flags: 0, corr: i, body });
+    tx.publish();
+    let f;
+    do f = rx.read();
+    while (f === undefined);
+    rx.release();
+    if (i >= 10_000) out.push((performance.now() - t0) * 1000);
+  }
+  await stop(peer);
+  map.unmap();
+  fs.rmSync(file);
+  return out;
+}
+
+/** Ring RTT where both sides use RingTransport with the given notifier (the blocking wait). */
+async function ringTransportRtt(peerMode: string, ours: () => Notifier, n: number): Promise<number[]> {
+  const { file, map, region } = makeRegion(peerMode.replace(/[^a-z-]/g, '').slice(0, 16));
+  const peer = await startPeer(['ring-echo', file, peerMode]);
+  const t = new RingTransport({ region, side: Side.Agent, notifier: ours(), baseAddress: map.address });
+  let wake: (() => void) | undefined;
+  t.start({ frame: () => wake?.(), fault: () => undefined, closed: () => undefined });
+  const body = new Uint8Array(64);
+  const out: number[] = [];
+  for (let i = 0; i < n + 1000; i++) {
+    const t0 = performance.now();
+    const got = new Promise<void>((r) => (wake = r));
+    await t.send({ type: MsgType.ECHO, flags: 0, corr: i, body });
+    await got;
+    if (i >= 1000) out.push((performance.now() - t0) * 1000);
+  }
+  await t.close();
+  await stop(peer);
+  map.unmap();
+  fs.rmSync(file);
+  return out;
+}
+
+async function socketRtt(): Promise<{ samples: number[]; sameCpu: number }> {
+  const sockPath = path.join(os.tmpdir(), `bench-echo-${tag}.sock`);
+  const peer = await startPeer(['socket-echo', sockPath]);
+  const sock = net.connect(sockPath);
+  sock.setNoDelay(true);
+  await new Promise((r) => sock.once('connect', r));
+  const body = Buffer.alloc(64, 1);
+  const out: number[] = [];
+  let same = 0;
+  const n = Math.min(RTT_N, 20_000);
+  for (let i = 0; i < n + 1000; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      let got = 0;
+      const on = (c: Buffer): void => {
+        got += c.length;
+        if (got >= 64) {
+          sock.off('data', on);
+          resolve();
+        }
+      };
+      sock.on('data', on);
+      sock.write(body);
+    });
+    if (i >= 1000) {
+      out.push((performance.now() - t0) * 1000);
+      if (i % 1000 === 0 && lastCpu(process.pid) === lastCpu(peer.pid!)) same++;
+    }
+  }
+  sock.destroy();
+  await stop(peer);
+  return { samples: out, sameCpu: same / Math.floor(n / 1000) };
+}
+
+async function ringThroughput(flags: number): Promise<number[]> {
+  const { file, map, region } = makeRegion(`tp${flags}`);
+  const peer = await startPeer(['ring-sink', file, 'polling']);
+  const t = new RingTransport({ region, side: Side.Agent, notifier: new PollingNotifier(), baseAddress: map.address });
+  let done: ((f: Frame) => void) | undefined;
+  t.start({ frame: (f) => done?.(f), fault: () => undefined, closed: () => undefined });
+  const body = randomBytes(KiB64);
+  const out: number[] = [];
+  for (let rep = 0; rep < 6; rep++) {
+    const t0 = performance.now();
+    const end = new Promise<Frame>((r) => (done = r));
+    for (let i = 0; i < TP_FRAMES; i++) {
+      const p = t.send({ type: MsgType.MODULE_CHUNK, flags, corr: 1, body });
+      if (i % 64 === 63) await p;
+    }
+    await t.send({ type: MsgType.MODULE_END, flags: 0, corr: 1, body: new Uint8Array(0) });
+    const f = await end;
+    if (Number(Buffer.from(f.body).toString()) !== TP_FRAMES * KiB64) throw new Error('sink byte count mismatch');
+    if (rep > 0) out.push((TP_FRAMES * KiB64) / MiB / ((performance.now() - t0) / 1000));
+  }
+  await t.close();
+  await stop(peer);
+  map.unmap();
+  fs.rmSync(file);
+  return out;
+}
+
+async function socketThroughput(): Promise<number[]> {
+  const sockPath = path.join(os.tmpdir(), `bench-sink-${tag}.sock`);
+  const peer = await startPeer(['socket-sink', sockPath, String(TP_FRAMES * KiB64)]);
+  const sock = net.connect(sockPath);
+  await new Promise((r) => sock.once('connect', r));
+  const body = randomBytes(KiB64);
+  const out: number[] = [];
+  for (let rep = 0; rep < 6; rep++) {
+    const t0 = performance.now();
+    const ack = new Promise((r) => sock.once('data', r));
+    for (let i = 0; i < TP_FRAMES; i++) {
+      if (!sock.write(body)) await new Promise((r) => sock.once('drain', r));
+    }
+    await ack;
+    if (rep > 0) out.push((TP_FRAMES * KiB64) / MiB / ((performance.now() - t0) / 1000));
+  }
+  sock.destroy();
+  await stop(peer);
+  return out;
+}
+
+function copyThroughput(): number[] {
+  const src = randomBytes(KiB64);
+  const dst = new Uint8Array(RING);
+  const out: number[] = [];
+  for (let rep = 0; rep < 6; rep++) {
+    const t0 = performance.now();
+    for (let i = 0; i < TP_FRAMES; i++) dst.set(src, (i * KiB64) & (RING - 1));
+    if (rep > 0) out.push((TP_FRAMES * KiB64) / MiB / ((performance.now() - t0) / 1000));
+  }
+  return out;
+}
+
+function moduleOf(size: number): Buffer {
+  const hello = fs.readFileSync(path.resolve(HERE, '../../examples/hello/hello.wasm'));
+  const extra = size - hello.length - 16;
+  const name = Buffer.from('bench');
+  const n = 1 + name.length + extra;
+  const leb: number[] = [];
+  let v = n;
+  do {
+    let b = v & 0x7f;
+    v >>>= 7;
+    if (v) b |= 0x80;
+    leb.push(b);
+  } while (v);
+  return Buffer.concat([hello, Buffer.from([0, ...leb, name.length]), name, randomBytes(extra)]);
+}
+
+async function deployTimes(): Promise<Map<number, number[]>> {
+  const region = shm('deploy');
+  const runner = spawn(process.execPath, [RUNNER_MAIN, '--region', region, '--notify', 'futex'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'error' } });
+  await new Promise<void>((resolve) => runner.stdout!.on('data', (c: Buffer) => c.toString().includes('READY') && resolve()));
+  const link = new RunnerLink({ kind: 'ring', path: region, notify: 'futex' }, createLogger('bench', { level: 'error' }));
+  link.start();
+  await link.connected(10_000);
+  const res = new Map<number, number[]>();
+  for (const size of [1 * MiB, 16 * MiB]) {
+    const samples: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const m = moduleOf(size);
+      const digest = `sha256:${createHash('sha256').update(m).digest('hex')}`;
+      const t0 = performance.now();
+      await link.ensureModule(digest, async () => m);
+      if (i > 0) samples.push(performance.now() - t0);
+    }
+    res.set(size, samples);
+  }
+  await link.close();
+  await stop(runner);
+  fs.rmSync(region, { force: true });
+  return res;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+async function idleCpu(notify: 'polling' | 'futex'): Promise<{ agent: number; runner: number }> {
+  const sys = new LocalSystem({ transport: 'ring', notify });
+  await sys.start();
+  await new Promise((r) => setTimeout(r, 1000));
+  const a0 = cpuTicks(sys.agent!.pid!);
+  const r0 = cpuTicks(sys.runner!.pid!);
+  const secs = 5;
+  await new Promise((r) => setTimeout(r, secs * 1000));
+  const tick = 100; // USER_HZ
+  const res = { agent: ((cpuTicks(sys.agent!.pid!) - a0) / tick / secs) * 100, runner: ((cpuTicks(sys.runner!.pid!) - r0) / tick / secs) * 100 };
+  await sys.stop();
+  return res;
+}
+
+type Row = { name: string; unit: string; s?: Summary; error?: string; value?: (s: Summary) => number };
+
+async function measure(name: string, unit: string, f: () => Promise<number[]> | number[]): Promise<Row> {
+  try {
+    return { name, unit, s: summarize(await f()) };
+  } catch (err) {
+    return { name, unit, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function main(): Promise<void> {
+  process.stderr.write(`bench:channel  ${os.cpus().length} vCPU, node ${process.version}, crc32c ${crc32cImplementation}, ring ${RING / MiB} MiB\n`);
+  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', floorRtt);
+  const poll = await measure('ring, polling (64 B)', 'µs', ringPollingRtt);
+  const futex = await measure('ring, futex wait after 20 µs spin (64 B)', 'µs', () => ringTransportRtt('futex', () => new FutexNotifier(), 20_000));
+  const block = await measure('ring, futex wait only (64 B)', 'µs', () => ringTransportRtt('futex-block', () => new FutexNotifier({ spinUs: 0 }), 20_000));
+  const sockBell = await measure('ring, socket doorbell wait only (64 B)', 'µs', async () => {
+    const bellPath = path.join(os.tmpdir(), `bench-bell-${tag}.sock`);
+    fs.rmSync(bellPath, { force: true });
+    const ours = new SocketNotifier({ spinUs: 0 });
+    const server = net.createServer((c) => {
+      c.setNoDelay(true);
+      ours.attach(c);
+    });
+    await new Promise<void>((r) => server.listen(bellPath, r));
+    try {
+      return await ringTransportRtt(`socket:${bellPath}`, () => ours, 20_000);
+    } finally {
+      server.close();
+      fs.rmSync(bellPath, { force: true });
+    }
+  });
+  let sameCpu = NaN;
+  const sock = await measure('Unix socket (64 B)', 'µs', async () => {
+    const r = await socketRtt();
+    sameCpu = r.sameCpu;
+    return r.samples;
+  });
+  const tpRing = await measure('ring, 64 KiB frames', 'MiB/s', () => ringThroughput(0));
+  const tpRingCrc = await measure('ring, 64 KiB frames + body CRC32C', 'MiB/s', () => ringThroughput(FLAG_BODY_CRC));
+  const tpSock = await measure('Unix socket, 64 KiB writes', 'MiB/s', socketThroughput);
+  const tpCopy = await measure('in-process copy (ceiling)', 'MiB/s', copyThroughput);
+  let deploy = new Map<number, number[]>();
+  try {
+    deploy = await deployTimes();
+  } catch (err) {
+    process.stderr.write(`deploy failed: ${String(err)}\n`);
+  }
+  const idle: Record<string, { agent: number; runner: number } | string> = {};
+  for (const mode of ['polling', 'futex'] as const) {
+    try {
+      idle[mode] = await idleCpu(mode);
+    } catch (err) {
+      idle[mode] = String(err);
+    }
+  }
+
+  const rtt = [floor, poll, futex, block, sockBell, sock];
+  const rttRows = rtt.map((r) =>
+    r.s
+      ? [r.name, fmt(r.s.p50), fmt(r.s.p99), `${fmt(r.s.mean)} ± ${fmt(r.s.sePct, 1)}%`, floor.s ? `${fmt(r.s.p50 / floor.s.p50)}×` : 'n/a', sock.s ? `${fmt(r.s.p50 / sock.s.p50, 3)}×` : 'n/a']
+      : [r.name, 'Errored', r.error ?? '', '', '', ''],
+  );
+  const tp = [tpRing, tpRingCrc, tpSock, tpCopy];
+  const tpRows = tp.map((r) =>
+    r.s
+      ? [r.name, fmt(r.s.p50), `${fmt(r.s.mean)} ± ${fmt(r.s.sePct, 1)}%`, tpSock.s ? `${fmt(r.s.p50 / tpSock.s.p50)}×` : 'n/a', tpCopy.s ? `${fmt((100 * r.s.p50) / tpCopy.s.p50, 1)}%` : 'n/a']
+      : [r.name, 'Errored', r.error ?? '', '', ''],
+  );
+  const depRows = [...deploy].map(([size, s]) => {
+    const x = summarize(s);
+    return [`${size / MiB} MiB module (new to the runner)`, fmt(x.p50, 1), fmt(x.p99, 1), `${fmt(x.mean, 1)} ± ${fmt(x.sePct, 1)}%`, `${fmt(size / MiB / (x.p50 / 1000))} MiB/s`];
+  });
+  const idleRows = Object.entries(idle).map(([m, v]) => (typeof v === 'string' ? [m, 'Errored', v] : [m, `${fmt(v.agent, 2)}%`, `${fmt(v.runner, 2)}%`]));
+  const socketMode = Number.isNaN(sameCpu) ? 'unknown' : sameCpu > 0.5 ? 'both processes mostly on one vCPU' : 'processes mostly on different vCPUs';
+
+  const md = [
+    '## Channel (issue 3)',
+    '',
+    `Command: \`npm run bench:channel\` (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} vCPU, Node ${process.version}, CRC32C ${crc32cImplementation}, ring ${RING / MiB} MiB per direction). Two processes on one /dev/shm region; RTT samples: ${RTT_N} (ring polling, floor), 20000 (others).`,
+    '',
+    '### Round trip of a 64 B frame (µs)',
+    '',
+    table(['path', 'p50', 'p99', 'mean ± se', 'vs floor', 'vs socket'], rttRows),
+    '',
+    `Unix socket mode seen: ${socketMode} (its RTT is bimodal on this VM: ~11 µs sharing a vCPU, ~95 µs across vCPUs).`,
+    '',
+    '### Throughput of 64 KiB frames (MiB/s)',
+    '',
+    table(['path', 'p50', 'mean ± se', 'vs socket', 'of copy'], tpRows),
+    '',
+    '### Deploy: module transfer + sha256 check + compile on the runner (ms)',
+    '',
+    table(['module', 'p50', 'p99', 'mean ± se', 'effective'], depRows),
+    '',
+    '### Idle CPU of agent and runner (5 s window, after 1 s settle)',
+    '',
+    table(['notification', 'agent', 'runner'], idleRows),
+  ].join('\n');
+  process.stdout.write(`${md}\n`);
+  if (process.env.BENCH_WRITE !== '0') process.stderr.write(`wrote ${writeSection('channel', md)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:channel failed: ${String(err)}\n`);
+    process.exit(1);
+  },
+);
