@@ -11,7 +11,7 @@ const agentConfigSchema = z
     socketMode: z.number().int().min(0).max(0o777),
     store: z.string().min(1),
     runner: z.discriminatedUnion('kind', [
-      z.strictObject({ kind: z.literal('ring'), path: z.string().min(1), notify: z.enum(['polling', 'futex']) }),
+      z.strictObject({ kind: z.literal('ring'), path: z.string().min(1), notify: z.enum(['polling', 'futex', 'socket']) }),
       z.strictObject({ kind: z.literal('stream'), path: z.string().min(1) }),
       z.strictObject({ kind: z.literal('serial'), path: z.string().min(1) }),
     ]),
@@ -27,7 +27,7 @@ export const AGENT_USAGE = `usage: wasmedge-agent [--socket PATH] [--store DIR] 
   --region PATH         shared-memory region the runner created (/dev/shm/... or a PCI resource2)
   --runner-socket PATH  use the stream transport over this Unix socket instead
   --runner-serial PATH  use the stream transport over this serial character device (a virtio-serial port)
-  --notify MODE         ring wake-ups: polling (default, works across a VM boundary) or futex (same kernel only)
+  --notify MODE         ring wake-ups: polling (default, works across a VM boundary) futex (same kernel) or socket (doorbell bytes on REGION.bell)
   --max-module BYTES    largest module accepted (default 67108864)`;
 
 /** Parses argv and WASMEDGE_AGENT_* overrides once into a frozen config. */

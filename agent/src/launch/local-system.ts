@@ -15,7 +15,7 @@ export interface LocalSystemOptions {
   /** `ring`: shared memory in /dev/shm (the default); `stream`: a Unix socket between agent and runner. */
   readonly transport?: 'ring' | 'stream';
   /** Ring wake-ups on both sides (default futex: both processes share this kernel). */
-  readonly notify?: 'polling' | 'futex';
+  readonly notify?: 'polling' | 'futex' | 'socket';
   /** Keep using this directory (store survives restarts); default: a fresh temp dir removed by stop(). */
   readonly dir?: string;
   readonly logLevel?: string;

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import { AgentError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { createNotifier, type NotifyMode } from '../notify/index.js';
+import { SocketNotifier, createNotifier, type Notifier, type NotifyMode } from '../notify/index.js';
 import { Region, SIDE_EPOCH, SIDE_HEARTBEAT, SIDE_STATE, Side, regionSizeFor } from '../region/index.js';
 import { createRegionFile, mapFile, type Mapping } from '../shm/index.js';
 import { RingTransport, StreamTransport } from '../transport/index.js';
@@ -36,8 +36,12 @@ function startHeartbeat(region: Region, side: Side, intervalMs: number): NodeJS.
   return t;
 }
 
-function linkFor(mapping: Mapping, region: Region, side: Side, notify: NotifyMode, heartbeatMs: number): RingLink {
-  const notifier = createNotifier(notify);
+/** The doorbell socket of a region that uses `socket` notification: beside the region, by name. */
+export function bellPath(regionPath: string): string {
+  return `${regionPath}.bell`;
+}
+
+function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifier, heartbeatMs: number, cleanup?: () => void): RingLink {
   const epoch = newEpoch();
   Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
   Atomics.store(region.words, region.sideWord(side, SIDE_STATE), SIDE_STATE_ATTACHED);
@@ -55,6 +59,7 @@ function linkFor(mapping: Mapping, region: Region, side: Side, notify: NotifyMod
       closed = true;
       clearInterval(hb);
       await transport.close();
+      cleanup?.();
       Atomics.store(region.words, region.sideWord(side, SIDE_STATE), 0);
       mapping.unmap();
     },
@@ -86,7 +91,40 @@ export function createRing(options: RingOptions & { ringSize: number; fileSize?:
   }
   const mapping = mapFile(options.path, size);
   const region = Region.initialise(mapping.buffer, options.ringSize);
-  return linkFor(mapping, region, Side.Runner, options.notify ?? 'polling', options.heartbeatMs ?? HEARTBEAT_MS);
+  const notify = options.notify ?? 'polling';
+  if (notify !== 'socket') return linkFor(mapping, region, Side.Runner, createNotifier(notify), options.heartbeatMs ?? HEARTBEAT_MS);
+  // The runner listens for the agent's doorbell connection; a reconnecting agent replaces the old one.
+  const notifier = new SocketNotifier();
+  const bell = bellPath(options.path);
+  fs.rmSync(bell, { force: true });
+  const server = net.createServer((sock) => {
+    sock.setNoDelay(true);
+    notifier.attach(sock);
+  });
+  server.listen(bell);
+  return linkFor(mapping, region, Side.Runner, notifier, options.heartbeatMs ?? HEARTBEAT_MS, () => {
+    server.close();
+    fs.rmSync(bell, { force: true });
+  });
+}
+
+async function connectBell(path: string, deadline: number): Promise<net.Socket> {
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const sock = net.connect(path);
+        sock.once('connect', () => {
+          sock.removeAllListeners('error');
+          sock.setNoDelay(true);
+          resolve(sock);
+        });
+        sock.once('error', reject);
+      });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 /**
@@ -102,7 +140,17 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
       const mapping = mapFile(options.path, size);
       try {
         const region = Region.attach(mapping.buffer);
-        const link = linkFor(mapping, region, Side.Agent, options.notify ?? 'polling', options.heartbeatMs ?? HEARTBEAT_MS);
+        const notify = options.notify ?? 'polling';
+        let notifier: Notifier = createNotifier(notify);
+        let cleanup: (() => void) | undefined;
+        if (notify === 'socket') {
+          const sock = await connectBell(bellPath(options.path), deadline);
+          const n = new SocketNotifier();
+          n.attach(sock);
+          notifier = n;
+          cleanup = () => sock.destroy();
+        }
+        const link = linkFor(mapping, region, Side.Agent, notifier, options.heartbeatMs ?? HEARTBEAT_MS, cleanup);
         link.transport.rx.skipToTail();
         return link;
       } catch (err) {

@@ -11,7 +11,7 @@ const runnerConfigSchema = z
     engine: z.enum(['v8']),
     maxModuleBytes: z.number().int().positive(),
     keepRegion: z.boolean(),
-    notify: z.enum(['polling', 'futex']),
+    notify: z.enum(['polling', 'futex', 'socket']),
   })
   .refine((c) => c.region !== undefined || c.socket !== undefined, { message: 'give --region PATH (shared memory) or --socket PATH (stream)' });
 
@@ -23,7 +23,7 @@ export const RUNNER_USAGE = `usage: wasmedge-runner (--region PATH [--ring-size 
   --ring-size BYTES   bytes per ring, a power of two (default 1048576)
   --region-size BYTES size of the region file (default: just enough; QEMU ivshmem needs a power of two, e.g. 4194304)
   --socket PATH       listen for the stream transport on a Unix socket instead
-  --notify MODE       polling (default; works across a VM boundary) or futex (blocking, no idle CPU; same kernel only)
+  --notify MODE       polling (default; works across a VM boundary) futex (blocking, same kernel only) or socket (doorbell bytes on REGION.bell)
   --engine NAME       execution engine (default v8)
   --max-module BYTES  largest module accepted (default 67108864)`;
 
