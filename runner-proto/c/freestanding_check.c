@@ -68,6 +68,42 @@ static int check_ring(void) {
     region_mem[WR_DATA_OFFSET + (c.head & c.mask) + 5] ^= 0x40u;
     if (wr_consumer_read(&c, &h, got, sizeof got) != WR_ERR_HEADER_CRC) return 26;
     if (wr_consumer_skip_to_tail(&c) != 32u) return 27;
+    /* Reset handshake: a bad frame, the consumer asks, the producer restarts at 0, traffic resumes. */
+    if (wr_producer_try_write(&p, WR_MSG_PING, WR_FLAG_BODY_CRC, 3, body, 40) != WR_OK) return 40;
+    wr_producer_publish(&p);
+    region_mem[WR_DATA_OFFSET + (c.head & c.mask) + WR_FRAME_HEADER_SIZE + 7] ^= 0x01u;
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_ERR_BODY_CRC) return 41;
+    wr_consumer_request_reset(&c);
+    if (*m.reset_req != 1u || *m.reset_ack != 0u) return 42;
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_EMPTY || !wr_consumer_is_empty(&c)) return 43;
+    uint32_t bell0 = wr_consumer_doorbell(&c);
+    if (!wr_producer_service_reset(&p) || wr_producer_service_reset(&p)) return 44;
+    if (*m.tail != 0u || *m.reset_ack != 1u || wr_consumer_doorbell(&c) != bell0 + 1u || p.resets != 1u) return 45;
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_EMPTY || c.reset_pending || *m.head != 0u) return 46;
+    if (wr_producer_try_write(&p, WR_MSG_PING, 0, 4, body, 5) != WR_OK) return 47;
+    wr_producer_publish(&p);
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_OK || h.corr != 4u || h.length != 5u) return 48;
+    wr_consumer_release(&c);
+    /* The request is serviced by try_write too, when the producer has something to send. */
+    if (wr_producer_try_write(&p, WR_MSG_PING, 0, 5, body, 5) != WR_OK) return 49;
+    wr_producer_publish(&p);
+    wr_consumer_request_reset(&c);
+    /* Serviced, but writing waits until the consumer has moved head to 0 too (tail - head is nonsense until then). */
+    if (wr_producer_try_write(&p, WR_MSG_PING, 0, 6, body, 5) != WR_ERR_BAD_INDEX || *m.reset_ack != 2u) return 50;
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_EMPTY || *m.head != 0u) return 55;
+    if (wr_producer_try_write(&p, WR_MSG_PING, 0, 6, body, 5) != WR_OK) return 56;
+    wr_producer_publish(&p);
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_OK || h.corr != 6u) return 51;
+    wr_consumer_release(&c);
+    /* Sane-tail adoption: a producer attaching over a scribbled tail repairs it to head (rounded down to 8). */
+    __atomic_store_n(m.tail, 0x12345u, __ATOMIC_SEQ_CST);
+    wr_producer q;
+    wr_producer_init(&q, &m);
+    if (q.tail != c.head || *m.tail != c.head) return 52;
+    __atomic_store_n(m.tail, c.head + 2u * RING_SIZE, __ATOMIC_SEQ_CST);
+    wr_producer_resync(&q);
+    if (q.tail != c.head || *m.tail != c.head) return 53;
+    if (wr_consumer_read(&c, &h, got, sizeof got) != WR_EMPTY) return 54;
     /* A corrupt header in the region is refused. */
     region_mem[16] ^= 1u;
     if (wr_region_attach(&attached, region_mem, sizeof region_mem, &bad) != WR_ERR_REGION || bad != 28) return 28;

@@ -23,7 +23,9 @@ wr_status wr_ring_mem_init(wr_ring_mem *m, void *ctrl, volatile uint8_t *data, u
     if ((((uintptr_t)ctrl) & 63u) != 0 || (((uintptr_t)data) & 7u) != 0) return WR_ERR_ARG;
     uint8_t *c = (uint8_t *)ctrl;
     m->tail = (uint32_t *)(void *)(c + WR_CTRL_TAIL);
+    m->reset_ack = (uint32_t *)(void *)(c + WR_CTRL_RESET_ACK);
     m->head = (uint32_t *)(void *)(c + WR_CTRL_HEAD);
+    m->reset_req = (uint32_t *)(void *)(c + WR_CTRL_RESET_REQ);
     m->want_kick = (uint32_t *)(void *)(c + WR_CTRL_WANT_KICK);
     m->doorbell = (uint32_t *)(void *)(c + WR_CTRL_DOORBELL);
     m->data = data;
@@ -34,20 +36,36 @@ wr_status wr_ring_mem_init(wr_ring_mem *m, void *ctrl, volatile uint8_t *data, u
 /* Field by field: a struct assignment may compile to a memcpy call, which a freestanding image lacks. */
 static void mem_copy(wr_ring_mem *dst, const wr_ring_mem *src) {
     dst->tail = src->tail;
+    dst->reset_ack = src->reset_ack;
     dst->head = src->head;
+    dst->reset_req = src->reset_req;
     dst->want_kick = src->want_kick;
     dst->doorbell = src->doorbell;
     dst->data = src->data;
     dst->capacity = src->capacity;
 }
 
+/*
+ * The published tail if it is plausible; otherwise (a crashed or scribbling writer) head rounded down to 8, stored
+ * as the new tail, so the ring reads as empty. Same rule as saneTail() in spsc.ts.
+ */
+static uint32_t sane_tail(wr_ring_mem *m) {
+    uint32_t tail = load_seq_cst(m->tail);
+    uint32_t head = load_seq_cst(m->head);
+    if ((tail % WR_RECORD_ALIGN) == 0 && tail - head <= m->capacity) return tail;
+    uint32_t repaired = head - (head % WR_RECORD_ALIGN);
+    store_seq_cst(m->tail, repaired);
+    return repaired;
+}
+
 void wr_producer_init(wr_producer *p, const wr_ring_mem *m) {
     mem_copy(&p->m, m);
     p->mask = m->capacity - 1u;
     p->max_body = wr_max_body_for(m->capacity);
-    p->tail = load_acquire(m->tail);
+    p->tail = sane_tail(&p->m);
     p->seq = 0;
     p->kicks = 0;
+    p->resets = 0;
 }
 
 void wr_consumer_init(wr_consumer *c, const wr_ring_mem *m) {
@@ -55,6 +73,7 @@ void wr_consumer_init(wr_consumer *c, const wr_ring_mem *m) {
     c->mask = m->capacity - 1u;
     c->max_body = wr_max_body_for(m->capacity);
     c->head = load_acquire(m->head);
+    c->reset_pending = false;
 }
 
 uint32_t wr_producer_free(const wr_producer *p) {
@@ -63,8 +82,33 @@ uint32_t wr_producer_free(const wr_producer *p) {
     return used > p->m.capacity ? 0u : p->m.capacity - used;
 }
 
+bool wr_producer_service_reset(wr_producer *p) {
+    uint32_t req = load_seq_cst(p->m.reset_req);
+    if (req == load_seq_cst(p->m.reset_ack)) return false;
+    /*
+     * Safety: tail = 0 is stored before the ack, both seq_cst: a consumer that sees the ack (and then stores
+     * head = 0) also sees tail = 0, so it never pairs the new head with the old tail. The doorbell moves last, so
+     * a consumer sleeping on it for the ack wakes up after both.
+     */
+    p->tail = 0;
+    store_seq_cst(p->m.tail, 0u);
+    store_seq_cst(p->m.reset_ack, req);
+    __atomic_fetch_add(p->m.doorbell, 1u, __ATOMIC_SEQ_CST);
+    p->resets++;
+    return true;
+}
+
+uint32_t wr_producer_reset_requested(const wr_producer *p) {
+    return load_seq_cst(p->m.reset_req);
+}
+
+void wr_producer_ring_doorbell(wr_producer *p) {
+    __atomic_fetch_add(p->m.doorbell, 1u, __ATOMIC_SEQ_CST);
+}
+
 wr_status wr_producer_try_write(wr_producer *p, uint8_t type, uint8_t flags, uint32_t corr, const uint8_t *body,
                                 uint32_t len) {
+    (void)wr_producer_service_reset(p);
     if ((flags & (uint8_t)~WR_FRAME_KNOWN_FLAGS) != 0 || (body == NULL && len != 0)) return WR_ERR_ARG;
     if (len > p->max_body) return WR_ERR_TOO_LONG;
     uint32_t need = wr_record_size(len);
@@ -117,11 +161,12 @@ bool wr_producer_publish(wr_producer *p) {
 }
 
 void wr_producer_resync(wr_producer *p) {
-    p->tail = load_acquire(p->m.tail);
+    p->tail = sane_tail(&p->m);
 }
 
 wr_status wr_consumer_read(wr_consumer *c, wr_frame_header *h, uint8_t *body_buf, uint32_t body_cap) {
     if (h == NULL) return WR_ERR_ARG;
+    if (wr_consumer_reset_in_progress(c)) return WR_EMPTY;
     /* Safety: acquire pairs with the producer's release of tail: record bytes before tail are complete. */
     uint32_t tail = load_acquire(c->m.tail);
     uint32_t head = c->head;
@@ -172,7 +217,26 @@ void wr_consumer_release(wr_consumer *c) {
 }
 
 bool wr_consumer_is_empty(const wr_consumer *c) {
+    if (c->reset_pending) {
+        if (load_seq_cst(c->m.reset_ack) != load_seq_cst(c->m.reset_req)) return true;
+        return load_seq_cst(c->m.tail) == 0u; /* acknowledged: reading restarts at 0 */
+    }
     return load_seq_cst(c->m.tail) == c->head;
+}
+
+void wr_consumer_request_reset(wr_consumer *c) {
+    c->reset_pending = true;
+    store_seq_cst(c->m.reset_req, load_seq_cst(c->m.reset_ack) + 1u);
+}
+
+bool wr_consumer_reset_in_progress(wr_consumer *c) {
+    if (!c->reset_pending) return false;
+    if (load_seq_cst(c->m.reset_ack) != load_seq_cst(c->m.reset_req)) return true;
+    /* Safety: the producer stored tail = 0 before the ack we just loaded (seq_cst): head = 0 matches it. */
+    c->head = 0;
+    wr_consumer_release(c);
+    c->reset_pending = false;
+    return false;
 }
 
 bool wr_consumer_arm_kick(wr_consumer *c) {

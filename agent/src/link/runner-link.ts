@@ -9,7 +9,7 @@ import {
   type RingLink,
 } from '../../../runner-proto/src/channel/index.js';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
-import type { Frame } from '../../../runner-proto/src/frame/index.js';
+import { FLAG_BODY_CRC, type Frame } from '../../../runner-proto/src/frame/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
 import {
   CAPABILITIES,
@@ -17,8 +17,17 @@ import {
   PROTOCOL_VERSION,
   decodeJson,
   encodeJson,
+  appsResultSchema,
+  callResultSchema,
+  deployResultSchema,
   exitSchema,
   helloAckSchema,
+  invokeResultHeadSchema,
+  joinHead,
+  splitHead,
+  type CallMessage,
+  type DeployMessage,
+  type DeployResult,
   type ExitMessage,
   type HelloAck,
   type RunMessage,
@@ -297,6 +306,40 @@ export class RunnerLink {
         await ep.request(MsgType.KILL, encodeJson({ graceMs }), { corr: runId }).catch(() => undefined);
       },
     };
+  }
+
+  /** Deploys (or hot-swaps) an app on the runner; the module must be there (see ensureModule). */
+  async deploy(msg: DeployMessage, timeoutMs = 60_000): Promise<DeployResult> {
+    const ep = await this.connected();
+    return ep.requestJson(MsgType.DEPLOY, msg, deployResultSchema, { timeoutMs });
+  }
+
+  async undeploy(app: string): Promise<boolean> {
+    const ep = await this.connected();
+    return (await ep.requestJson(MsgType.UNDEPLOY, { app }, z.object({ undeployed: z.boolean() }))).undeployed;
+  }
+
+  /** Calls a reactor app's function; traps and limits come back as `ok: false`, not as errors. */
+  async call(msg: CallMessage, timeoutMs = 60_000): Promise<z.infer<typeof callResultSchema>> {
+    const ep = await this.connected();
+    return ep.requestJson(MsgType.CALL, msg, callResultSchema, { timeoutMs });
+  }
+
+  /** Bytes in, bytes out on a command app: stdin -> stdout, with the exit. */
+  async invoke(app: string, stdin: Uint8Array, timeoutMs = 60_000): Promise<{ head: z.infer<typeof invokeResultHeadSchema>; stdout: Uint8Array }> {
+    const ep = await this.connected();
+    const body = joinHead({ app }, stdin);
+    if (body.length > ep.transport.maxBody) {
+      throw new AgentError('AGT_ERR_TOO_LARGE', `invoke input of ${stdin.length} bytes exceeds one frame (${ep.transport.maxBody})`);
+    }
+    const f = await ep.request(MsgType.INVOKE, body, { timeoutMs, flags: FLAG_BODY_CRC });
+    const { head, raw } = splitHead(f.type, f.body, invokeResultHeadSchema);
+    return { head, stdout: raw };
+  }
+
+  async apps(): Promise<z.infer<typeof appsResultSchema>['apps']> {
+    const ep = await this.connected();
+    return (await ep.requestJson(MsgType.APPS, {}, appsResultSchema)).apps;
   }
 
   async ping(timeoutMs = 2000): Promise<number> {

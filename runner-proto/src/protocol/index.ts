@@ -1,6 +1,19 @@
 export {
   CAPABILITIES,
   MsgType,
+  appNameSchema,
+  appOptionsSchema,
+  appsResultSchema,
+  callResultSchema,
+  callSchema,
+  deployResultSchema,
+  deploySchema,
+  invokeHeadSchema,
+  invokeResultHeadSchema,
+  poolSchema,
+  preopenSchema,
+  undeploySchema,
+  wasmValueSchema,
   PROTOCOL_VERSION,
   digestSchema,
   errorBodySchema,
@@ -15,5 +28,5 @@ export {
   msgTypeName,
   runSchema,
 } from './messages.js';
-export type { ExitMessage, Hello, HelloAck, ModuleBegin, MsgTypeName, RunMessage } from './messages.js';
-export { JSON_FLAGS, decodeJson, encodeJson } from './json.js';
+export type { AppOptions, CallMessage, DeployMessage, DeployResult, ExitMessage, Hello, HelloAck, ModuleBegin, MsgTypeName, PoolConfig, RunMessage } from './messages.js';
+export { JSON_FLAGS, decodeJson, encodeJson, joinHead, splitHead } from './json.js';

@@ -29,3 +29,23 @@ export function decodeJson<T extends z.ZodType>(type: number, body: Uint8Array, 
   }
   return r.data;
 }
+
+/**
+ * A body made of a JSON head and raw bytes: u32 little-endian head length, the head (UTF-8 JSON), the bytes.
+ * Used where metadata travels with a payload (INVOKE's stdin and stdout).
+ */
+export function joinHead(head: unknown, raw: Uint8Array): Uint8Array {
+  const h = encoder.encode(JSON.stringify(head));
+  const out = new Uint8Array(4 + h.length + raw.length);
+  new DataView(out.buffer).setUint32(0, h.length, true);
+  out.set(h, 4);
+  out.set(raw, 4 + h.length);
+  return out;
+}
+
+export function splitHead<T extends z.ZodType>(type: number, body: Uint8Array, schema: T): { head: z.infer<T>; raw: Uint8Array } {
+  if (body.length < 4) throw new AgentError('AGT_ERR_PROTOCOL', `${msgTypeName(type)} body of ${body.length} bytes has no head length`);
+  const n = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(0, true);
+  if (n > body.length - 4) throw new AgentError('AGT_ERR_PROTOCOL', `${msgTypeName(type)} head length ${n} exceeds the body (${body.length - 4} bytes)`);
+  return { head: decodeJson(type, body.subarray(4, 4 + n), schema), raw: body.subarray(4 + n) };
+}

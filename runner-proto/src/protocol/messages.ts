@@ -24,6 +24,11 @@ export const MsgType = {
   STDERR: 0x22,
   EXIT: 0x23,
   KILL: 0x24,
+  DEPLOY: 0x30,
+  UNDEPLOY: 0x31,
+  CALL: 0x32,
+  INVOKE: 0x33,
+  APPS: 0x34,
   RESULT: 0x7e,
   ERROR: 0x7f,
 } as const;
@@ -36,7 +41,7 @@ export function msgTypeName(type: number): string {
   return NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
 }
 
-export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill'] as const;
+export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill', 'apps', 'call', 'invoke'] as const;
 
 export const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>');
 
@@ -71,11 +76,19 @@ export const moduleEndSchema = z.object({ digest: digestSchema });
 
 const envNameSchema = z.string().min(1).max(256).regex(/^[^=\0]+$/, 'env names may not contain = or NUL');
 
+/** A directory the module sees (`guest`) backed by a host directory; read-only unless said. */
+export const preopenSchema = z.strictObject({
+  guest: z.string().min(1).max(4096),
+  host: z.string().min(1).max(4096),
+  readonly: z.boolean(),
+});
+
 export const limitsSchema = z
   .object({
     timeMs: z.number().int().nonnegative().optional(),
     memoryPages: z.number().int().nonnegative().max(65536).optional(),
     outputBytes: z.number().int().nonnegative().optional(),
+    gas: z.number().int().nonnegative().optional(),
   })
   .strict();
 
@@ -86,6 +99,7 @@ export const runSchema = z
     args: z.array(z.string().max(65536)).max(4096),
     env: z.record(envNameSchema, z.string().max(65536)),
     limits: limitsSchema.optional(),
+    preopens: z.array(preopenSchema).max(64).optional(),
     engine: z.string().max(64).optional(),
   })
   .strict();
@@ -99,6 +113,8 @@ export const exitSchema = z.object({
     wallMs: z.number().nonnegative(),
     peakPages: z.number().int().nonnegative(),
     instructions: z.number().int().nonnegative().optional(),
+    start: z.enum(['cold', 'warm']).optional(),
+    startMs: z.number().nonnegative().optional(),
   }),
 });
 export type ExitMessage = z.infer<typeof exitSchema>;
@@ -109,4 +125,97 @@ export const errorBodySchema = z.object({
   code: z.string().max(64),
   message: z.string().max(65536),
   details: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const appNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'app names are 1-128 of [A-Za-z0-9._-], starting with a letter or digit');
+
+
+export const poolSchema = z.strictObject({
+  /** Instances kept warm even when idle (0 allows scale to zero). */
+  min: z.number().int().nonnegative().max(1024),
+  /** Upper bound on instances serving this app at once. */
+  max: z.number().int().positive().max(1024),
+  /** An idle app drops to `min` instances after this long. */
+  idleMs: z.number().int().positive().max(86_400_000),
+});
+export type PoolConfig = z.infer<typeof poolSchema>;
+
+export const appOptionsSchema = z.strictObject({
+  args: z.array(z.string().max(65536)).max(4096),
+  env: z.record(envNameSchema, z.string().max(65536)),
+  preopens: z.array(preopenSchema).max(64),
+  limits: limitsSchema,
+  engine: z.string().max(64).optional(),
+  pool: poolSchema,
+});
+export type AppOptions = z.infer<typeof appOptionsSchema>;
+
+export const deploySchema = z.strictObject({
+  app: appNameSchema,
+  digest: digestSchema,
+  kind: z.enum(['command', 'reactor']),
+  options: appOptionsSchema,
+});
+export type DeployMessage = z.infer<typeof deploySchema>;
+
+export const deployResultSchema = z.object({
+  app: z.string(),
+  digest: digestSchema,
+  previous: digestSchema.nullable(),
+  warmed: z.number().int().nonnegative(),
+  ms: z.number().nonnegative(),
+});
+export type DeployResult = z.infer<typeof deployResultSchema>;
+
+export const undeploySchema = z.strictObject({ app: appNameSchema });
+
+export const wasmValueSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('i32'), value: z.number().int().min(-2147483648).max(4294967295) }),
+  z.strictObject({ type: z.literal('i64'), value: z.string().regex(/^-?[0-9]{1,20}$/, 'i64 values travel as decimal strings') }),
+  z.strictObject({ type: z.literal('f32'), value: z.number() }),
+  z.strictObject({ type: z.literal('f64'), value: z.number() }),
+]);
+
+export const callSchema = z.strictObject({
+  app: appNameSchema,
+  fn: z.string().min(1).max(1024),
+  args: z.array(wasmValueSchema).max(1000),
+  limits: z.strictObject({ timeMs: z.number().int().nonnegative().optional(), gas: z.number().int().nonnegative().optional() }).optional(),
+});
+export type CallMessage = z.infer<typeof callSchema>;
+
+const statsSchema = exitSchema.shape.stats.extend({
+  start: z.enum(['cold', 'warm']).optional(),
+  startMs: z.number().nonnegative().optional(),
+});
+
+export const callResultSchema = z.union([
+  z.object({ ok: z.literal(true), results: z.array(wasmValueSchema), stats: statsSchema }),
+  z.object({ ok: z.literal(false), reason: exitSchema.shape.reason, exitCode: z.number().int(), message: z.string().optional(), stats: statsSchema }),
+]);
+
+/** INVOKE: a JSON head, then raw bytes (stdin in the request, stdout in the answer). See splitHead/joinHead. */
+export const invokeHeadSchema = z.strictObject({ app: appNameSchema, limits: limitsSchema.optional() });
+export const invokeResultHeadSchema = z.object({
+  reason: exitSchema.shape.reason,
+  exitCode: z.number().int(),
+  message: z.string().optional(),
+  stderr: z.string().max(65536).optional(),
+  stats: statsSchema,
+});
+
+export const appsResultSchema = z.object({
+  apps: z.array(
+    z.object({
+      app: z.string(),
+      digest: digestSchema,
+      kind: z.enum(['command', 'reactor']),
+      draining: z.number().int().nonnegative(),
+      instances: z.number().int().nonnegative(),
+      idle: z.number().int().nonnegative(),
+      calls: z.number().int().nonnegative(),
+      coldStarts: z.number().int().nonnegative(),
+      warmStarts: z.number().int().nonnegative(),
+    }),
+  ),
 });

@@ -18,8 +18,8 @@ import { Runner } from './runner.js';
 async function main(): Promise<void> {
   const config = parseRunnerConfig(process.argv.slice(2));
   const logger = createLogger('runner');
-  const engine = createEngine(config.engine, { logger });
-  const runner = new Runner({ engine, logger, maxModuleBytes: config.maxModuleBytes });
+  const engines = new Map([[config.engine, createEngine(config.engine, { logger })]]);
+  const runner = new Runner({ engines, defaultEngine: config.engine, logger, maxModuleBytes: config.maxModuleBytes });
   const closers: Array<() => Promise<void>> = [];
 
   if (config.region) {

@@ -7,8 +7,14 @@ import {
   CAPABILITIES,
   MsgType,
   PROTOCOL_VERSION,
+  callSchema,
   decodeJson,
+  deploySchema,
   helloSchema,
+  invokeHeadSchema,
+  joinHead,
+  splitHead,
+  undeploySchema,
   killSchema,
   moduleBeginSchema,
   moduleEndSchema,
@@ -16,10 +22,13 @@ import {
   runSchema,
   type HelloAck,
 } from '../protocol/index.js';
+import { AppManager } from './apps.js';
 import { ModuleAssembly } from './transfer.js';
 
 export interface RunnerOptions {
-  readonly engine: Engine;
+  /** Engines by name; `defaultEngine` runs modules that do not ask for one. */
+  readonly engines: ReadonlyMap<string, Engine>;
+  readonly defaultEngine: string;
   readonly logger: Logger;
   readonly maxModuleBytes?: number;
   readonly maxTransfers?: number;
@@ -37,19 +46,27 @@ interface ActiveRun {
  */
 export class Runner {
   private readonly engine: Engine;
+  private readonly engines: ReadonlyMap<string, Engine>;
+  readonly apps: AppManager;
   private readonly logger: Logger;
   private readonly maxModuleBytes: number;
   private readonly maxTransfers: number;
   private readonly software: string;
   private readonly modules = new Map<string, CompiledModule>();
+  /** Module bytes by digest: another engine, or a memory-limited variant, may need to compile them again. */
+  private readonly bytes = new Map<string, Uint8Array>();
   private readonly transfers = new Map<number, ModuleAssembly>();
   private readonly runs = new Map<number, ActiveRun>();
   private readonly epoch = Math.floor(Math.random() * 0x7fffffff);
   private readonly agentEpochs = new Map<Endpoint, number>();
 
   constructor(options: RunnerOptions) {
-    this.engine = options.engine;
+    this.engines = options.engines;
+    const engine = options.engines.get(options.defaultEngine);
+    if (!engine) throw new AgentError('AGT_ERR_CONFIG_INVALID', `default engine ${options.defaultEngine} is not among ${[...options.engines.keys()].join(', ')}`);
+    this.engine = engine;
     this.logger = options.logger;
+    this.apps = new AppManager({ engines: options.engines, defaultEngine: options.defaultEngine, logger: options.logger });
     this.maxModuleBytes = options.maxModuleBytes ?? 64 * 1024 * 1024;
     this.maxTransfers = options.maxTransfers ?? 8;
     this.software = options.software ?? 'wasmedge-runner';
@@ -70,10 +87,34 @@ export class Runner {
       .on(MsgType.MODULE_FORGET, (f) => {
         const { digest } = decodeJson(f.type, f.body, moduleHaveSchema);
         this.modules.delete(digest);
-        this.engine.forget(digest);
+        this.bytes.delete(digest);
+        for (const e of this.engines.values()) e.forget(digest);
         return ep.reply(f.corr, { forgotten: true });
       })
       .on(MsgType.RUN, (f) => this.run(ep, f))
+      .on(MsgType.DEPLOY, async (f) => {
+        const msg = decodeJson(f.type, f.body, deploySchema);
+        await ep.reply(f.corr, await this.apps.deploy(msg, () => this.bytes.get(msg.digest)));
+      })
+      .on(MsgType.UNDEPLOY, async (f) => {
+        const { app } = decodeJson(f.type, f.body, undeploySchema);
+        await ep.reply(f.corr, { undeployed: await this.apps.undeploy(app) });
+      })
+      .on(MsgType.CALL, async (f) => {
+        const c = decodeJson(f.type, f.body, callSchema);
+        await ep.reply(f.corr, await this.apps.call(c.app, c.fn, c.args, c.limits));
+      })
+      .on(MsgType.INVOKE, async (f) => {
+        const { head, raw } = splitHead(f.type, f.body, invokeHeadSchema);
+        const r = await this.apps.invoke(head.app, raw, head.limits);
+        const stderr = Buffer.from(r.stderr).toString('utf8').slice(0, 65536);
+        const answer = joinHead({ ...r.result, stderr }, r.stdout);
+        if (answer.length > ep.transport.maxBody) {
+          throw new AgentError('AGT_ERR_TOO_LARGE', `invoke output of ${r.stdout.length} bytes exceeds one frame (${ep.transport.maxBody}); lower the app's output limit or use run`);
+        }
+        await ep.send(MsgType.RESULT, f.corr, answer);
+      })
+      .on(MsgType.APPS, (f) => ep.reply(f.corr, { apps: this.apps.list() }))
       .on(MsgType.KILL, (f) => {
         const { graceMs } = decodeJson(f.type, f.body, killSchema);
         const r = this.runs.get(f.corr);
@@ -101,7 +142,7 @@ export class Runner {
       version,
       epoch: this.epoch,
       capabilities: [...CAPABILITIES],
-      engines: [this.engine.name],
+      engines: [...this.engines.keys()],
       modules: this.modules.size,
       software: this.software,
     };
@@ -140,22 +181,26 @@ export class Runner {
     const bytes = t.finish();
     const compiled = await this.engine.compile(digest, bytes);
     this.modules.set(digest, compiled);
+    this.bytes.set(digest, bytes);
     this.logger.info({ digest, size: bytes.length, kind: compiled.kind, ms: Date.now() - t.startedAt }, 'module received');
     await ep.reply(f.corr, { digest, kind: compiled.kind });
   }
 
   private async run(ep: Endpoint, f: Frame): Promise<void> {
     const req = decodeJson(f.type, f.body, runSchema);
-    const module = this.modules.get(req.digest);
-    if (!module) throw new AgentError('AGT_ERR_NOT_FOUND', `runner does not hold module ${req.digest}`, { field: 'digest' });
+    let module = this.modules.get(req.digest);
+    const bytes = this.bytes.get(req.digest);
+    if (!module || !bytes) throw new AgentError('AGT_ERR_NOT_FOUND', `runner does not hold module ${req.digest}`, { field: 'digest' });
+    const engine = this.apps.engineFor(req.engine);
+    if (engine !== this.engine) module = await engine.compile(req.digest, bytes);
     if (this.runs.has(f.corr)) throw new AgentError('AGT_ERR_PROTOCOL', `run id ${f.corr} is already running`);
     const corr = f.corr;
     const send = (type: number, chunk: Uint8Array): void => {
       ep.send(type, corr, chunk).catch((err: unknown) => this.logger.warn({ corr, err: toAgentError(err).toJSON() }, 'output frame lost'));
     };
-    const instance = this.engine.run(
+    const instance = engine.run(
       module,
-      { argv0: req.argv0, args: req.args, env: req.env, limits: req.limits ?? {} },
+      { argv0: req.argv0, args: req.args, env: req.env, limits: req.limits ?? {}, preopens: req.preopens ?? [] },
       { onStdout: (c) => send(MsgType.STDOUT, c), onStderr: (c) => send(MsgType.STDERR, c) },
     );
     this.runs.set(corr, { instance, endpoint: ep });
@@ -194,6 +239,7 @@ export class Runner {
     for (const run of this.runs.values()) run.instance.kill(0);
     await Promise.allSettled([...this.runs.values()].map((r) => r.instance.result));
     this.runs.clear();
-    await this.engine.close();
+    await this.apps.close();
+    await Promise.allSettled([...this.engines.values()].map((e) => e.close()));
   }
 }
