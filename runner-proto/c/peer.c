@@ -6,6 +6,7 @@
  *   peer --encode-vector [--type N --flags N --seq N --corr N --body-hex HEX]
  *                                               print the hex of one encoded frame
  *   peer --decode-vector HEX [--max-body N]     decode a frame, print it as one line of JSON
+ *   peer --vectors                              print every test vector of docs/protocol.md, one per line
  *
  * Serving answers requests the way runner-proto's runner does, without an engine: HELLO, PING, ECHO, MODULE_HAVE,
  * MODULE_BEGIN/CHUNK/END (reassembled, bounded, verified against the sha256 digest), MODULE_FORGET. Everything
@@ -14,6 +15,10 @@
  *
  * Waiting is spin-then-sleep polling with the want-kick flag protocol; SIGTERM/SIGINT end it cleanly (side state
  * back to 0, region unmapped; the file is left for its owner). "READY" goes to stdout once the region is usable.
+ *
+ * Corruption: a frame that fails its checks makes the consumer request a ring reset (and ring the peer's doorbell
+ * on the other ring so a sleeping peer services it); the peer keeps serving. As a producer it carries out the
+ * other side's reset requests from its service loop and before every write.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -362,6 +367,13 @@ typedef struct {
     uint64_t frames_in, frames_out, faults, kicks_waited;
 } peer;
 
+/* Carries out the other side's reset request on our transmit ring, if there is one. */
+static void service_reset(peer *p) {
+    if (wr_producer_service_reset(&p->tx)) {
+        fprintf(stderr, "peer: ring reset carried out (request %" PRIu32 ")\n", wr_producer_reset_requested(&p->tx));
+    }
+}
+
 static void tick(peer *p) {
     uint64_t t = now_ns();
     if (t - p->last_beat >= HEARTBEAT_NS) {
@@ -382,7 +394,8 @@ static int send_frame(peer *p, uint8_t type, uint8_t flags, uint32_t corr, const
             (void)wr_producer_publish(&p->tx);
             return 0;
         }
-        if (s != WR_FULL) {
+        /* BAD_INDEX: the consumer's head is nonsense (or a reset is half done): like FULL, wait for it to move. */
+        if (s != WR_FULL && s != WR_ERR_BAD_INDEX) {
             fprintf(stderr, "peer: cannot send frame type 0x%02x (%u bytes): %s\n", type, len, wr_status_name(s));
             return -1;
         }
@@ -668,9 +681,16 @@ static int drain(peer *p) {
         wr_status s = wr_consumer_read(&p->rx, &h, p->rxbuf, p->rx.max_body);
         if (s == WR_EMPTY) break;
         if (s != WR_OK) {
+            /*
+             * Nothing after a bad frame can be trusted: ask the producer to restart the ring at 0, and ring its
+             * doorbell (our transmit ring's) so a sleeping peer services the request at once. Reads return
+             * WR_EMPTY until it has; the requests lost with the ring time out on the other side.
+             */
             p->faults++;
-            uint32_t dropped = wr_consumer_skip_to_tail(&p->rx);
-            fprintf(stderr, "peer: ring fault %s: resynchronised, %" PRIu32 " bytes dropped\n", wr_status_name(s), dropped);
+            wr_consumer_request_reset(&p->rx);
+            wr_producer_ring_doorbell(&p->tx);
+            fprintf(stderr, "peer: ring fault %s: reset requested (request %" PRIu32 ")\n", wr_status_name(s),
+                    __atomic_load_n(p->rx.m.reset_req, __ATOMIC_SEQ_CST));
             break;
         }
         n++;
@@ -682,20 +702,25 @@ static int drain(peer *p) {
 }
 
 static void serve(peer *p) {
+    int resetting = 0;
     while (!stop_requested) {
         tick(p);
-        if (drain(p) > 0) continue;
+        service_reset(p);
+        int n = drain(p);
+        if (resetting && !p->rx.reset_pending) fprintf(stderr, "peer: ring reset complete, reading from 0\n");
+        resetting = p->rx.reset_pending;
+        if (n > 0) continue;
         /* Spin briefly: the lowest latency when the other side answers at once. */
         uint64_t spin_end = now_ns() + SPIN_NS;
         int work = 0;
         while (now_ns() < spin_end) {
-            if (!wr_consumer_is_empty(&p->rx)) {
+            if (!wr_consumer_is_empty(&p->rx) || wr_producer_reset_pending(&p->tx)) {
                 work = 1;
                 break;
             }
         }
         if (work) continue;
-        /* Flag-and-recheck, then sleep with back-off until the doorbell or tail moves. */
+        /* Flag-and-recheck, then sleep with back-off until the doorbell or tail moves, or a reset is requested. */
         if (!wr_consumer_arm_kick(&p->rx)) continue;
         uint32_t bell = wr_consumer_doorbell(&p->rx);
         uint64_t nap = 20000;
@@ -707,7 +732,7 @@ static void serve(peer *p) {
                 p->kicks_waited++;
                 break;
             }
-            if (!wr_consumer_is_empty(&p->rx)) break;
+            if (!wr_consumer_is_empty(&p->rx) || wr_producer_reset_pending(&p->tx)) break;
         }
         wr_consumer_disarm_kick(&p->rx);
     }

@@ -102,6 +102,10 @@ uint32_t wr_producer_reset_requested(const wr_producer *p) {
     return load_seq_cst(p->m.reset_req);
 }
 
+bool wr_producer_reset_pending(const wr_producer *p) {
+    return load_seq_cst(p->m.reset_req) != load_seq_cst(p->m.reset_ack);
+}
+
 void wr_producer_ring_doorbell(wr_producer *p) {
     __atomic_fetch_add(p->m.doorbell, 1u, __ATOMIC_SEQ_CST);
 }

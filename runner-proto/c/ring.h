@@ -121,8 +121,11 @@ uint32_t wr_producer_free(const wr_producer *p);
  */
 bool wr_producer_service_reset(wr_producer *p);
 
-/* The consumer's reset-request word (a sleeping producer-side loop wakes when it changes). */
+/* The consumer's reset-request word. */
 uint32_t wr_producer_reset_requested(const wr_producer *p);
+
+/* A reset request waits to be carried out (reset-req != reset-ack): a sleeping service loop should wake. */
+bool wr_producer_reset_pending(const wr_producer *p);
 
 /* Bumps the doorbell unconditionally: after requesting a reset on the other ring, wake the peer this way. */
 void wr_producer_ring_doorbell(wr_producer *p);

@@ -24,6 +24,14 @@ const TABLE = (() => {
   return t;
 })();
 
+/** CRC32C of bytes[start, end) without making a subarray (the per-frame header path allocates nothing). */
+export function crc32cRange(bytes: Uint8Array, start: number, end: number): number {
+  let crc = 0xffffffff;
+  const t = TABLE;
+  for (let i = start; i < end; i++) crc = t[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  return ~crc >>> 0;
+}
+
 export function crc32cJs(bytes: Uint8Array, seed = 0): number {
   let crc = ~seed >>> 0;
   let i = 0;

@@ -1,4 +1,4 @@
-import { crc32c, crc32cJs } from '../crc/index.js';
+import { crc32c, crc32cRange } from '../crc/index.js';
 
 /*
  * Frame = 24-byte header + body. All integers little-endian.
@@ -77,7 +77,7 @@ export function writeHeader(
   view.setUint32(offset + 8, h.seq >>> 0, true);
   view.setUint32(offset + 12, h.corr >>> 0, true);
   view.setUint32(offset + 16, h.bodyCrc >>> 0, true);
-  view.setUint32(offset + 20, crc32cJs(bytes.subarray(offset, offset + 20)), true);
+  view.setUint32(offset + 20, crc32cRange(bytes, offset, offset + 20), true);
 }
 
 /** Reads and checks a header; returns the header or the fault. Never reads outside `bytes`. */
@@ -92,7 +92,7 @@ export function readHeader(
   }
   const magic = view.getUint16(offset, true);
   if (magic !== FRAME_MAGIC) return { code: 'bad-magic', got: magic };
-  const want = crc32cJs(bytes.subarray(offset, offset + 20));
+  const want = crc32cRange(bytes, offset, offset + 20);
   const got = view.getUint32(offset + 20, true);
   if (got !== want) return { code: 'header-crc', got, want };
   const flags = view.getUint8(offset + 3);

@@ -230,7 +230,9 @@ export class RingConsumer {
       return { code: 'overrun', need: FRAME_HEADER_SIZE, available: Math.min(avail, this.capacity - pos) };
     }
     // Check a private copy: the peer could rewrite the shared bytes between the CRC check and their use.
-    this.scratch.set(this.mem.data.subarray(pos, pos + FRAME_HEADER_SIZE));
+    const dv = this.mem.dataView;
+    const sv = this.scratchView;
+    for (let k = 0; k < FRAME_HEADER_SIZE; k += 4) sv.setUint32(k, dv.getUint32(pos + k, true), true);
     const h = readHeader(this.scratchView, this.scratch, 0, this.maxBody);
     if (isFault(h)) return h;
     const need = recordSize(h.length);
