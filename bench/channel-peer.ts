@@ -52,6 +52,8 @@ if (mode === 'floor') {
   const region = Region.attach(m.buffer);
   const t = new RingTransport({ region, side: Side.Runner, notifier: notifier(arg), baseAddress: m.address });
   let bytes = 0;
+  // As the runner does for module chunks: the sink consumes bodies in place.
+  if (mode === 'ring-sink') t.borrow = (type) => type === MsgType.MODULE_CHUNK;
   t.start({
     frame: (f) => {
       if (mode === 'ring-echo') void t.send({ type: MsgType.RESULT, flags: f.flags, corr: f.corr, body: f.body });

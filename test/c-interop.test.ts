@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,12 +9,12 @@ import { AgentError } from '../runner-proto/src/errors/index.js';
 import { FLAG_BODY_CRC, FLAG_JSON, FRAME_HEADER_SIZE, decodeFrame, encodeFrame, type Frame } from '../runner-proto/src/frame/index.js';
 import { createLogger } from '../runner-proto/src/log/index.js';
 import { MsgType, decodeJson, encodeJson, helloAckSchema, PROTOCOL_VERSION } from '../runner-proto/src/protocol/index.js';
-import { Side } from '../runner-proto/src/region/index.js';
+import { CTRL_HEAD, CTRL_RESET_ACK, CTRL_RESET_REQ, CTRL_TAIL, RING_CTRL_OFFSETS, Side } from '../runner-proto/src/region/index.js';
 import { crc32cJs } from '../runner-proto/src/crc/index.js';
 import { z } from 'zod';
 import {
   C_BUILD,
-  C_DIR,
+  buildC,
   FREESTANDING_FLAGS,
   LIB_SOURCES,
   cleanup,
@@ -30,7 +30,7 @@ import {
 const logger = createLogger('c-interop', { level: 'silent' });
 
 test.before(async () => {
-  await run('make', ['-C', C_DIR, 'lib', 'peer']);
+  await buildC();
 });
 
 test.after.always(async () => {
@@ -231,6 +231,78 @@ async function heartbeatMoves(link: RingLink, side: Side): Promise<boolean> {
   return peerState(link.region, side).heartbeat !== a;
 }
 
+/** Polls `cond` every 10 ms for up to `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+function ctrlWord(link: RingLink, ring: 0 | 1, field: number): number {
+  return Atomics.load(link.region.words, (RING_CTRL_OFFSETS[ring] + field) >> 2) >>> 0;
+}
+
+/**
+ * Arranges for the next record written into `ring` by this process's producer to be corrupted: wraps the
+ * producer's writeHeader by flipping the correlation byte of the record starting at the current tail right after
+ * it is written (before publish). Returns nothing; one shot.
+ */
+function scribbleNextRecord(link: RingLink, ring: 0 | 1): void {
+  const tx = link.transport.tx;
+  const data = link.region.ring(ring).data;
+  const mask = data.length - 1;
+  const original = tx.publish.bind(tx);
+  tx.publish = () => {
+    tx.publish = original;
+    // The record just written ends at the private tail; it is the last one, of 40 bytes (24 + 16).
+    const at = (tx.published - 40) & mask;
+    data[at + 12]! ^= 0x55; // its correlation id: the header CRC no longer matches
+    return original();
+  };
+}
+
+/**
+ * Scribbles random bytes over the whole data area of `ring` every millisecond while `traffic` runs: published
+ * frames the consumer has not read yet are destroyed, wherever they are. Returns how many requests failed and
+ * how many were answered during the storm.
+ */
+async function scribbleStorm(link: RingLink, ring: 0 | 1, ms: number, traffic: () => Promise<void>): Promise<{ ok: number; failed: number }> {
+  const data = link.region.ring(ring).data;
+  const timer = setInterval(() => randomFillSync(data), 1);
+  const end = performance.now() + ms;
+  let ok = 0;
+  let failed = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      try {
+        await traffic();
+        ok++;
+      } catch {
+        failed++;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 8 }, worker));
+  } finally {
+    clearInterval(timer);
+  }
+  return { ok, failed };
+}
+
+/** After corruption: echoes succeed again (the first ones may still be lost to a reset in progress). */
+async function recovers(t: ExecutionContext, ep: Endpoint): Promise<void> {
+  let answered = false;
+  for (let i = 0; i < 20 && !answered; i++) {
+    answered = await ep.request(MsgType.ECHO, new Uint8Array(8), { flags: FLAG_BODY_CRC, timeoutMs: 1000 }).then(() => true, () => false);
+  }
+  t.true(answered, 'an echo is answered after the scribbling stopped');
+  for (let i = 0; i < 50; i++) await echo(t, ep, new Uint8Array(randomBytes(i * 97)), i % 2 === 0 ? FLAG_BODY_CRC : 0);
+}
+
 function tamper(bytes: Uint8Array): Uint8Array {
   const out = Uint8Array.from(bytes);
   out[Math.floor(out.length / 2)]! ^= 0x20;
@@ -297,17 +369,16 @@ test.serial('C peer as the runner: echo of many sizes, with and without body CRC
     await echoAll(t, ep, link.transport.maxBody, ringSize);
     t.true(link.transport.tx.published > 8 * ringSize);
 
-    // A frame scribbled on after it was written is refused by the C consumer, which resyncs and keeps serving.
+    // A frame scribbled on after it was written is refused by the C consumer, which requests a ring reset (the
+    // TypeScript producer carries it out) and keeps serving.
     await new Promise((r) => setTimeout(r, 50));
     const tx = link.transport.tx;
-    const body = new Uint8Array(16);
-    t.true(tx.tryWrite({ type: MsgType.ECHO, flags: FLAG_BODY_CRC, corr: 999_998, body }));
-    const recordAt = (tx.published - 40) & (ringSize - 1);
-    const data = link.region.ring(0).data;
-    data[recordAt + 12]! ^= 0x55; // the correlation id: header CRC no longer matches
+    const resets = tx.resets;
+    scribbleNextRecord(link, 0);
+    t.true(tx.tryWrite({ type: MsgType.ECHO, flags: FLAG_BODY_CRC, corr: 999_998, body: new Uint8Array(16) }));
     tx.publish();
-    for (let i = 0; i < 100 && !peer.stderr().includes('ring fault header-crc'); i++) await new Promise((r) => setTimeout(r, 20));
-    t.regex(peer.stderr(), /ring fault header-crc: resynchronised/);
+    t.true(await until(() => tx.resets > resets), `TS producer carried out the reset; peer: ${peer.stderr()}`);
+    t.regex(peer.stderr(), /ring fault header-crc: reset requested/);
     await echo(t, ep, new Uint8Array(randomBytes(1000)), FLAG_BODY_CRC);
 
     // SIGTERM: clean exit, and the side is marked absent in the region.
@@ -362,6 +433,109 @@ test.serial('TS creates the region, the C peer attaches (--attach) and serves HE
     const exit = await peer.stop();
     t.deepEqual(exit, { code: 0, signal: null }, peer.stderr());
     t.false(peerState(link.region, Side.Agent).attached);
+  } finally {
+    await ep.close();
+    await link.close();
+    await peer.stop();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Corruption of the live region: the ring reset handshake between the two implementations
+
+test.serial('reset handshake, C consumer: scribbling on the agent->runner ring makes the C side ask, TS carries it out', async (t) => {
+  const region = shmPath('reset-c-consumer');
+  const ringSize = 64 * 1024;
+  const peer = await startPeer(['--region', region, '--ring-size', String(ringSize)]);
+  const link = await attachRing({ path: region, timeoutMs: 10_000 });
+  const ep = new Endpoint({ transport: link.transport, role: 'agent', logger });
+  ep.start();
+  try {
+    await hello(ep);
+    await echo(t, ep, new Uint8Array(randomBytes(100)), FLAG_BODY_CRC);
+    const tx = link.transport.tx;
+
+    // One corrupted record, deterministically: the C consumer sees header-crc, sets reset-req = reset-ack + 1 and
+    // rings our doorbell; our receive loop carries the reset out (tail = 0, reset-ack = reset-req); C sets head = 0.
+    scribbleNextRecord(link, 0);
+    const lost = ep.request(MsgType.ECHO, new Uint8Array(16), { flags: FLAG_BODY_CRC, timeoutMs: 1000 });
+    const err = await t.throwsAsync(lost);
+    t.is((err as AgentError).code, 'AGT_ERR_TIMEOUT', 'the corrupted request is lost, and times out');
+    t.true(await until(() => tx.resets >= 1), `TS producer carried out the reset; peer: ${peer.stderr()}`);
+    t.regex(peer.stderr(), /ring fault header-crc: reset requested \(request 1\)/);
+    t.true(await until(() => ctrlWord(link, 0, CTRL_HEAD) < 4096), 'the C consumer moved head back to the start');
+    t.is(ctrlWord(link, 0, CTRL_RESET_REQ), 1);
+    t.is(ctrlWord(link, 0, CTRL_RESET_ACK), 1);
+    await recovers(t, ep);
+    t.regex(peer.stderr(), /ring reset complete, reading from 0/);
+
+    // A storm: random bytes over the whole agent->runner data area every millisecond while 8 requesters run.
+    const before = tx.resets;
+    const storm = await scribbleStorm(link, 0, 500, async () => {
+      await ep.request(MsgType.ECHO, new Uint8Array(randomBytes(2000)), { flags: FLAG_BODY_CRC, timeoutMs: 300 });
+    });
+    t.log(`storm: ${storm.ok} answered, ${storm.failed} lost, ${tx.resets - before} resets`);
+    await recovers(t, ep);
+    t.true(peerState(link.region, Side.Runner).attached, 'the C peer never restarted');
+    t.is(ctrlWord(link, 0, CTRL_RESET_ACK), ctrlWord(link, 0, CTRL_RESET_REQ), 'no reset left half done');
+
+    const exit = await peer.stop();
+    t.deepEqual(exit, { code: 0, signal: null }, peer.stderr());
+  } finally {
+    await ep.close();
+    await link.close();
+    await peer.stop();
+  }
+});
+
+test.serial('reset handshake, C producer: scribbling on the agent->runner ring makes the TS side ask, C carries it out', async (t) => {
+  // TS creates the region and takes the runner's side; the C peer attaches as the agent, so its answers travel
+  // on the agent->runner ring (ring 0) that the TypeScript side consumes.
+  const region = shmPath('reset-c-producer');
+  const ringSize = 64 * 1024;
+  const link = createRing({ path: region, ringSize });
+  const peer = await startPeer(['--region', region, '--attach', '--attach-timeout-ms', '5000']);
+  const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
+  ep.start();
+  try {
+    await hello(ep);
+    await echo(t, ep, new Uint8Array(randomBytes(100)), FLAG_BODY_CRC);
+    const rx = link.transport.rx;
+
+    // Deterministically: send a request, wait (synchronously, so our receive loop cannot run) until the C peer
+    // has published its answer, corrupt that answer's header, then let the receive loop find it.
+    const tailIdx = (RING_CTRL_OFFSETS[0] + CTRL_TAIL) >> 2;
+    const before = Atomics.load(link.region.words, tailIdx) >>> 0;
+    const lost = ep.request(MsgType.ECHO, new Uint8Array(16), { flags: FLAG_BODY_CRC, timeoutMs: 1000 });
+    const deadline = performance.now() + 5000;
+    while ((Atomics.load(link.region.words, tailIdx) >>> 0) === before && performance.now() < deadline) {
+      // spin: the C peer answers within its polling interval
+    }
+    const data = link.region.ring(0).data;
+    let at = before & (ringSize - 1);
+    if (new DataView(data.buffer, data.byteOffset).getUint32(at, true) === 0xffffffff) at = 0; // the answer wrapped
+    data[at + 12]! ^= 0x55;
+    const err = await t.throwsAsync(lost);
+    t.is((err as AgentError).code, 'AGT_ERR_TIMEOUT', 'the corrupted answer is refused, the request times out');
+    t.true(link.transport.faults >= 1, 'the TS consumer refused the frame');
+    t.true(await until(() => peer.stderr().includes('ring reset carried out')), `C producer carried out the reset; peer: ${peer.stderr()}`);
+    t.true(await until(() => !rx.resetInProgress()), 'the TS consumer completed the reset');
+    t.is(ctrlWord(link, 0, CTRL_RESET_REQ), 1);
+    t.is(ctrlWord(link, 0, CTRL_RESET_ACK), 1);
+    await recovers(t, ep);
+
+    // A storm over the C side's answers.
+    const faults = link.transport.faults;
+    const storm = await scribbleStorm(link, 0, 500, async () => {
+      await ep.request(MsgType.ECHO, new Uint8Array(randomBytes(2000)), { flags: FLAG_BODY_CRC, timeoutMs: 300 });
+    });
+    t.log(`storm: ${storm.ok} answered, ${storm.failed} lost, ${link.transport.faults - faults} faults seen by TS`);
+    await recovers(t, ep);
+    t.true(peerState(link.region, Side.Agent).attached, 'the C peer never restarted');
+    t.true(await until(() => ctrlWord(link, 0, CTRL_RESET_ACK) === ctrlWord(link, 0, CTRL_RESET_REQ)), 'no reset left half done');
+
+    const exit = await peer.stop();
+    t.deepEqual(exit, { code: 0, signal: null }, peer.stderr());
   } finally {
     await ep.close();
     await link.close();

@@ -922,6 +922,184 @@ static int decode_vector(const char *hex, uint32_t max_body) {
     return 0;
 }
 
+/*
+ * --vectors: the test vectors of docs/protocol.md, produced by this library from the same inputs as
+ * test/helpers/vectors.ts. One line per vector: "NAME OFFSET:HEX ..." (OFFSET hex). Frames are one run from 0;
+ * region vectors list every 16-byte line that is not all zero inside the vector's ranges (the rest is zero).
+ */
+#define VEC_RING_SIZE (64u * 1024u)
+#define VEC_HEADER_RING_SIZE (1024u * 1024u)
+
+static const uint8_t tiny_module[36] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60,
+                                        0x00, 0x00, 0x03, 0x02, 0x01, 0x00, 0x07, 0x0a, 0x01, 0x06, 0x5f, 0x73,
+                                        0x74, 0x61, 0x72, 0x74, 0x00, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b};
+
+static void print_runs(const char *name, const volatile uint8_t *b, const uint32_t (*ranges)[2], size_t n) {
+    printf("%s", name);
+    for (size_t r = 0; r < n; r++) {
+        for (uint32_t off = ranges[r][0]; off < ranges[r][1]; off += 16) {
+            uint32_t end = off + 16 < ranges[r][1] ? off + 16 : ranges[r][1];
+            int nonzero = 0;
+            for (uint32_t k = off; k < end; k++) nonzero |= b[k] != 0;
+            if (!nonzero) continue;
+            printf(" %" PRIx32 ":", off);
+            for (uint32_t k = off; k < end; k++) printf("%02x", b[k]);
+        }
+    }
+    printf("\n");
+}
+
+static int vector_frame(const char *name, uint8_t type, uint8_t flags, uint32_t seq, uint32_t corr, const uint8_t *body,
+                        uint32_t len) {
+    uint8_t out[WR_FRAME_HEADER_SIZE + 512];
+    size_t written = 0;
+    if (wr_frame_encode(out, sizeof out, type, flags, seq, corr, body, len, &written) != WR_OK) return -1;
+    printf("%s 0:", name);
+    hex_print(out, written);
+    printf("\n");
+    return 0;
+}
+
+typedef struct {
+    uint8_t *mem;
+    size_t size;
+    wr_region region;
+    wr_producer p;
+    wr_consumer c;
+} vring;
+
+static int vring_open(vring *v) {
+    v->size = (size_t)wr_region_size_for(VEC_RING_SIZE);
+    v->mem = aligned_alloc(4096, v->size);
+    if (!v->mem) return -1;
+    memset(v->mem, 0, v->size);
+    wr_ring_mem m;
+    if (wr_region_init(&v->region, v->mem, v->size, VEC_RING_SIZE) != WR_OK || wr_region_ring(&v->region, 0, &m) != WR_OK) {
+        return -1;
+    }
+    wr_producer_init(&v->p, &m);
+    wr_consumer_init(&v->c, &m);
+    return 0;
+}
+
+static int vring_write(vring *v, uint8_t type, uint8_t flags, uint32_t corr, const char *text) {
+    return wr_producer_try_write(&v->p, type, flags, corr, (const uint8_t *)text, (uint32_t)strlen(text)) == WR_OK ? 0 : -1;
+}
+
+static int vring_read(vring *v, uint8_t *buf) {
+    wr_frame_header h;
+    if (wr_consumer_read(&v->c, &h, buf, v->c.max_body) != WR_OK) return -1;
+    wr_consumer_release(&v->c);
+    return 0;
+}
+
+static void vring_print(const char *name, vring *v) {
+    static const uint32_t ranges[2][2] = {{WR_RING_CTRL_OFFSET(0), WR_RING_CTRL_OFFSET(0) + WR_CTRL_SIZE},
+                                          {WR_DATA_OFFSET, WR_DATA_OFFSET + VEC_RING_SIZE}};
+    print_runs(name, v->mem, ranges, 2);
+}
+
+/* The scenarios of test/helpers/vectors.ts, step for step. Returns 0, or the failing step. */
+static int vector_rings(void) {
+    static uint8_t zeros[VEC_RING_SIZE / 2];
+    static uint8_t buf[VEC_RING_SIZE / 2];
+    vring v;
+
+    /* ring-two-frames: the consumer arms its kick flag, two frames, one publish that kicks. */
+    if (vring_open(&v) != 0 || !wr_consumer_arm_kick(&v.c)) return 10;
+    if (vring_write(&v, WR_MSG_ECHO, 0, 2, "hello") != 0) return 11;
+    if (vring_write(&v, WR_MSG_PING, WR_FLAG_JSON | WR_FLAG_BODY_CRC, 4, "{}") != 0) return 12;
+    if (!wr_producer_publish(&v.p)) return 13;
+    vring_print("ring-two-frames", &v);
+    free(v.mem);
+
+    /* ring-wrap: two zero chunks bring tail to 16 bytes before the end; the next record wraps behind a PAD. */
+    if (vring_open(&v) != 0) return 20;
+    if (wr_producer_try_write(&v.p, WR_MSG_MODULE_CHUNK, 0, 2, zeros, VEC_RING_SIZE / 2 - WR_FRAME_HEADER_SIZE) != WR_OK) return 21;
+    wr_producer_publish(&v.p);
+    if (vring_read(&v, buf) != 0) return 22;
+    if (wr_producer_try_write(&v.p, WR_MSG_MODULE_CHUNK, 0, 2, zeros, VEC_RING_SIZE / 2 - WR_FRAME_HEADER_SIZE - 16) != WR_OK) return 23;
+    wr_producer_publish(&v.p);
+    if (vring_read(&v, buf) != 0) return 24;
+    if (vring_write(&v, WR_MSG_ECHO, WR_FLAG_BODY_CRC, 4, "wrap!") != 0) return 25;
+    wr_producer_publish(&v.p);
+    vring_print("ring-wrap", &v);
+    free(v.mem);
+
+    /* ring-reset-requested / ring-reset-done: a scribbled record, the handshake, a frame after it. */
+    for (int complete = 0; complete <= 1; complete++) {
+        wr_frame_header h;
+        if (vring_open(&v) != 0) return 30;
+        if (vring_write(&v, WR_MSG_ECHO, WR_FLAG_BODY_CRC, 2, "one") != 0) return 31;
+        if (vring_write(&v, WR_MSG_ECHO, WR_FLAG_BODY_CRC, 4, "two") != 0) return 32;
+        wr_producer_publish(&v.p);
+        if (vring_read(&v, buf) != 0) return 33;
+        v.mem[WR_DATA_OFFSET + 32 + 12] ^= 0xffu;
+        if (wr_consumer_read(&v.c, &h, buf, sizeof buf) != WR_ERR_HEADER_CRC) return 34;
+        wr_consumer_request_reset(&v.c);
+        if (wr_consumer_read(&v.c, &h, buf, sizeof buf) != WR_EMPTY) return 35;
+        if (complete) {
+            if (!wr_producer_service_reset(&v.p)) return 36;
+            if (wr_consumer_read(&v.c, &h, buf, sizeof buf) != WR_EMPTY || v.c.reset_pending) return 37;
+            if (vring_write(&v, WR_MSG_ECHO, WR_FLAG_BODY_CRC, 6, "three") != 0) return 38;
+            wr_producer_publish(&v.p);
+        }
+        vring_print(complete ? "ring-reset-done" : "ring-reset-requested", &v);
+        free(v.mem);
+    }
+    return 0;
+}
+
+static int print_vectors(void) {
+    static const char hello[] = "{\"versions\":[1],\"role\":\"agent\",\"epoch\":305419896,"
+                                "\"capabilities\":[\"module-transfer\",\"run\"],\"maxBody\":524264,"
+                                "\"software\":\"wasmedge-agent\"}";
+    static const char hello_ack[] = "{\"version\":1,\"epoch\":195939070,\"capabilities\":[\"module-transfer\",\"run\"],"
+                                    "\"engines\":[\"v8\"],\"modules\":0,\"software\":\"wasmedge-runner\"}";
+    uint8_t hash[WR_SHA256_SIZE];
+    char digest[WR_DIGEST_TEXT_LEN + 1];
+    wr_sha256(tiny_module, sizeof tiny_module, hash);
+    wr_sha256_digest_text(hash, digest);
+    digest[WR_DIGEST_TEXT_LEN] = 0;
+    char error[256];
+    int n = snprintf(error, sizeof error,
+                     "{\"code\":\"AGT_ERR_NOT_FOUND\",\"message\":\"runner does not hold module %s\","
+                     "\"details\":{\"field\":\"digest\"}}",
+                     digest);
+    const uint8_t json = WR_FLAG_JSON | WR_FLAG_BODY_CRC;
+    if (n < 0 || (size_t)n >= sizeof error ||
+        vector_frame("frame-echo-empty", WR_MSG_ECHO, 0, 0, 2, NULL, 0) != 0 ||
+        vector_frame("frame-hello", WR_MSG_HELLO, json, 1, 4, (const uint8_t *)hello, sizeof hello - 1) != 0 ||
+        vector_frame("frame-hello-ack", WR_MSG_RESULT, json, 0, 4, (const uint8_t *)hello_ack, sizeof hello_ack - 1) != 0 ||
+        vector_frame("frame-module-chunk", WR_MSG_MODULE_CHUNK, 0, 3, 6, tiny_module, sizeof tiny_module) != 0 ||
+        vector_frame("frame-error", WR_MSG_ERROR, json, 2, 8, (const uint8_t *)error, (uint32_t)n) != 0) {
+        fprintf(stderr, "peer: cannot encode a frame vector\n");
+        return 1;
+    }
+
+    /* region-header-1mib: a freshly initialised region with 1 MiB rings, [0, 0x1000). */
+    size_t size = (size_t)wr_region_size_for(VEC_HEADER_RING_SIZE);
+    uint8_t *mem = aligned_alloc(4096, size);
+    wr_region r;
+    if (!mem) return 1;
+    memset(mem, 0xa5, size); /* init must clear what it owns, whatever was there */
+    if (wr_region_init(&r, mem, size, VEC_HEADER_RING_SIZE) != WR_OK) {
+        free(mem);
+        fprintf(stderr, "peer: cannot initialise the header vector's region\n");
+        return 1;
+    }
+    static const uint32_t header_range[1][2] = {{0, WR_DATA_OFFSET}};
+    print_runs("region-header-1mib", mem, header_range, 1);
+    free(mem);
+
+    int step = vector_rings();
+    if (step != 0) {
+        fprintf(stderr, "peer: ring vector scenario failed at step %d\n", step);
+        return 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------------------------ */
 
 static void usage(void) {
@@ -929,7 +1107,8 @@ static void usage(void) {
             "usage: peer --region PATH [--ring-size N] [--attach] [--side agent|runner] [--attach-timeout-ms N]\n"
             "            [--max-module BYTES] [--max-sleep-us N] [--verbose]\n"
             "       peer --encode-vector [--type N] [--flags N] [--seq N] [--corr N] [--body-hex HEX]\n"
-            "       peer --decode-vector HEX [--max-body N]\n");
+            "       peer --decode-vector HEX [--max-body N]\n"
+            "       peer --vectors\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -949,7 +1128,7 @@ int main(int argc, char **argv) {
     uint64_t ring_size = 1024 * 1024, attach_timeout_ms = 10000, max_module = 64ull * 1024 * 1024;
     uint64_t max_sleep_us = 2000, v_type = WR_MSG_ECHO, v_flags = WR_FLAG_BODY_CRC | WR_FLAG_JSON, v_seq = 7,
              v_corr = 42, max_body = 0xffffffffu;
-    int attach = 0, encode = 0, verbose = 0;
+    int attach = 0, encode = 0, verbose = 0, vectors = 0;
     int side = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -974,6 +1153,8 @@ int main(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--encode-vector") == 0) {
             encode = 1;
+        } else if (strcmp(a, "--vectors") == 0) {
+            vectors = 1;
         } else if (strcmp(a, "--decode-vector") == 0 && v) {
             decode_hex = v;
             i++;
@@ -998,6 +1179,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (vectors) return print_vectors();
     if (encode) {
         if (v_type > 0xff || v_flags > 0xff || v_seq > 0xffffffffu || v_corr > 0xffffffffu) {
             fprintf(stderr, "peer: vector field out of range\n");

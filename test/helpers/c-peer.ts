@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './paths.js';
@@ -27,6 +28,35 @@ export async function hasCommand(cmd: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * `make -C runner-proto/c lib peer`, serialised across test processes (ava runs test files in parallel, and two
+ * makes writing the same objects at once can hand `ar` a half-written file).
+ */
+export async function buildC(): Promise<void> {
+  const lock = path.join(os.tmpdir(), `wasmring-c-make-${createHash('sha256').update(C_DIR).digest('hex').slice(0, 12)}.lock`);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      fs.closeSync(fs.openSync(lock, 'wx'));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 120_000) fs.rmSync(lock, { force: true }); // left by a killed run
+      } catch {
+        // gone meanwhile: retry at once
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    await run('make', ['-C', C_DIR, 'lib', 'peer']);
+  } finally {
+    fs.rmSync(lock, { force: true });
   }
 }
 

@@ -1,2 +1,2 @@
 export { RunnerLink } from './runner-link.js';
-export type { LinkConfig, LinkStatus, RunHandle, RunOutput } from './runner-link.js';
+export type { ChannelCounters, ConnectedInfo, LinkConfig, LinkStatus, RunHandle, RunOutput } from './runner-link.js';

@@ -52,6 +52,26 @@ export interface RunHandle {
   kill(graceMs?: number): Promise<void>;
 }
 
+/** What a connection listener learns: the runner's identity, and whether it is the runner seen before. */
+export interface ConnectedInfo {
+  readonly runnerEpoch: number;
+  /** Modules the runner holds right now (0 after a runner restart). */
+  readonly modules: number;
+  /** 1 for the first connection of this agent process. */
+  readonly connects: number;
+  /** The runner's epoch differs from the one seen on the previous connection: it restarted. */
+  readonly runnerRestarted: boolean;
+}
+
+/** Channel counters summed over every connection this link has made (a reconnect does not reset them). */
+export interface ChannelCounters {
+  readonly framesIn: number;
+  readonly framesOut: number;
+  readonly faults: number;
+  /** Doorbell kicks sent to the runner (ring transport only; suppressed kicks are not counted). */
+  readonly kicks: number;
+}
+
 export interface LinkStatus {
   readonly connected: boolean;
   readonly transport: LinkConfig['kind'];
@@ -71,6 +91,8 @@ interface ActiveRun {
 }
 
 const CHUNK_SIZE = 64 * 1024;
+/** The runner bumps its heartbeat every HEARTBEAT_MS (100 ms); three missed beats during HELLO mean nobody is there. */
+const HELLO_STALE_MS = 300;
 const okSchema = z.record(z.string(), z.unknown());
 const haveSchema = z.object({ have: z.boolean() });
 
@@ -92,10 +114,37 @@ export class RunnerLink {
   private connects = 0;
   private connectedAt: Date | undefined;
   private readonly transfers = new Map<string, Promise<void>>();
+  private readonly connectedListeners: Array<(info: ConnectedInfo) => void> = [];
+  private readonly lostListeners: Array<(why: string) => void> = [];
+  private previousRunnerEpoch: number | undefined;
+  /** Counters of connections already closed; the live transport's are added on read. */
+  private countersBase: ChannelCounters = { framesIn: 0, framesOut: 0, faults: 0, kicks: 0 };
 
   constructor(config: LinkConfig, logger: Logger) {
     this.config = config;
     this.logger = logger;
+  }
+
+  /**
+   * Called after every successful HELLO (first connection and each reconnection), before any queued request
+   * runs on the new link. Listeners must not throw; what they start is their own business (the reconciler
+   * re-converges the runner from here).
+   */
+  onConnected(listener: (info: ConnectedInfo) => void): () => void {
+    this.connectedListeners.push(listener);
+    return () => {
+      const i = this.connectedListeners.indexOf(listener);
+      if (i >= 0) this.connectedListeners.splice(i, 1);
+    };
+  }
+
+  /** Called when a live link is lost (runner gone, restarted, or the transport failed). */
+  onLost(listener: (why: string) => void): () => void {
+    this.lostListeners.push(listener);
+    return () => {
+      const i = this.lostListeners.indexOf(listener);
+      if (i >= 0) this.lostListeners.splice(i, 1);
+    };
   }
 
   /** Connects now and keeps the link up in the background, reconnecting with back-off; never throws. */
@@ -119,7 +168,8 @@ export class RunnerLink {
         },
         (err: unknown) => {
           this.logger.debug({ err: toAgentError(err).message }, 'runner not reachable yet');
-          this.backoffMs = Math.min(this.backoffMs * 2, 1000);
+          // Capped low: a restarted runner must be found again well within a second of being up.
+          this.backoffMs = Math.min(this.backoffMs * 2, 250);
           this.scheduleReconnect(this.backoffMs);
         },
       );
@@ -155,6 +205,7 @@ export class RunnerLink {
       .on(MsgType.EXIT, (f) => this.onExit(f));
     ep.onClose((why) => this.dropped(ep, why));
     ep.start();
+    const watch = this.ring ? this.watchDuringHello(ep, this.ring) : undefined;
     try {
       const ack = await ep.requestJson(
         MsgType.HELLO,
@@ -168,13 +219,56 @@ export class RunnerLink {
       await this.ring?.close();
       this.ring = undefined;
       throw err;
+    } finally {
+      if (watch) clearInterval(watch);
     }
     this.endpoint = ep;
     if (this.ring) this.runnerRegionEpoch = peerState(this.ring.region, Side.Runner).epoch;
     this.connects++;
     this.connectedAt = new Date();
     this.logger.info({ transport: this.config.kind, path: this.config.path, runnerEpoch: this.ack.epoch, version: this.ack.version }, 'connected to runner');
+    const info: ConnectedInfo = {
+      runnerEpoch: this.ack.epoch,
+      modules: this.ack.modules,
+      connects: this.connects,
+      runnerRestarted: this.previousRunnerEpoch !== undefined && this.previousRunnerEpoch !== this.ack.epoch,
+    };
+    this.previousRunnerEpoch = this.ack.epoch;
+    for (const l of [...this.connectedListeners]) {
+      try {
+        l(info);
+      } catch (err) {
+        this.logger.error({ err: toAgentError(err).message }, 'connection listener failed');
+      }
+    }
     return ep;
+  }
+
+  /**
+   * A region left behind by a killed runner still has a valid header, so attaching succeeds and HELLO would
+   * wait its whole timeout for nobody. While HELLO is outstanding, give up at once when the runner side
+   * re-initialises the region (a new runner: new epoch) or its heartbeat does not move (nobody home).
+   */
+  private watchDuringHello(ep: Endpoint, ring: RingLink): NodeJS.Timeout {
+    const first = peerState(ring.region, Side.Runner);
+    const startedAt = performance.now();
+    let beat = { value: first.heartbeat, at: startedAt };
+    const t = setInterval(() => {
+      const now = performance.now();
+      const peer = peerState(ring.region, Side.Runner);
+      if (peer.heartbeat !== beat.value) beat = { value: peer.heartbeat, at: now };
+      const why =
+        peer.epoch !== first.epoch ? 'runner re-initialised the region during HELLO'
+        : now - beat.at > HELLO_STALE_MS ? 'runner heartbeat not moving during HELLO'
+        : !peer.attached ? 'runner side of the region is not attached'
+        : undefined;
+      if (why) {
+        clearInterval(t);
+        void ep.close(why);
+      }
+    }, 25);
+    t.unref();
+    return t;
   }
 
   private onExit(f: Frame): void {
@@ -211,6 +305,7 @@ export class RunnerLink {
 
   private dropped(ep: Endpoint, why: string): void {
     if (this.endpoint !== ep) return;
+    this.countersBase = this.addLive(this.countersBase, ep, this.ring);
     this.endpoint = undefined;
     this.ack = undefined;
     this.lastBeat = { value: -1, at: 0 };
@@ -225,8 +320,36 @@ export class RunnerLink {
     this.transfers.clear();
     if (!this.closed) {
       this.logger.warn({ why }, 'runner link lost');
+      for (const l of [...this.lostListeners]) {
+        try {
+          l(why);
+        } catch (err) {
+          this.logger.error({ err: toAgentError(err).message }, 'link-lost listener failed');
+        }
+      }
       this.scheduleReconnect(50);
     }
+  }
+
+  private addLive(base: ChannelCounters, ep: Endpoint | undefined, ring: RingLink | undefined): ChannelCounters {
+    const t = ep?.transport as { framesIn?: number; framesOut?: number; faults?: number } | undefined;
+    return {
+      framesIn: base.framesIn + (t?.framesIn ?? 0),
+      framesOut: base.framesOut + (t?.framesOut ?? 0),
+      faults: base.faults + (t?.faults ?? 0),
+      kicks: base.kicks + (ring?.transport.tx.kicks ?? 0),
+    };
+  }
+
+  /** Frames, faults and kicks over the life of this link, for metrics. */
+  counters(): ChannelCounters {
+    const live = this.endpoint && !this.endpoint.closed ? this.endpoint : undefined;
+    return this.addLive(this.countersBase, live, live ? this.ring : undefined);
+  }
+
+  /** Requests waiting for an answer on the live link. */
+  get inFlight(): number {
+    return this.endpoint?.inFlight ?? 0;
   }
 
   /**

@@ -207,9 +207,10 @@ export class RingConsumer {
 
   /**
    * Reads the next frame, or undefined if the ring is empty, or a fault if what is published is not a valid
-   * frame. The body is copied out; head moves only on success (call release() to publish head).
+   * frame. The body is copied out unless `borrow(type)` says the caller will use it before release(); head
+   * moves only on success (call release() to publish head).
    */
-  read(): Frame | RingFault | undefined {
+  read(borrow?: (type: number) => boolean): Frame | RingFault | undefined {
     if (this.resetInProgress()) return undefined;
     const tail = this.loadTail();
     let avail = (tail - this.head) >>> 0;
@@ -240,7 +241,8 @@ export class RingConsumer {
       return { code: 'overrun', need, available: Math.min(avail, this.capacity - pos) };
     }
     const start = pos + FRAME_HEADER_SIZE;
-    const body = this.mem.data.slice(start, start + h.length);
+    // A borrowed body is a view into the ring, valid only until release(); others are copied out.
+    const body = borrow?.(h.type) ? this.mem.data.subarray(start, start + h.length) : this.mem.data.slice(start, start + h.length);
     const fault = checkBody(h, body);
     if (fault) return fault;
     this.head = (head + need) >>> 0;

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { Endpoint, PEER_STALE_MS, createRing, peerState, type RingLink } from '../channel/index.js';
+import { MsgType } from '../protocol/index.js';
 import { Side } from '../region/index.js';
 import { createEngine } from '../engine/index.js';
 import { AgentError, toAgentError } from '../errors/index.js';
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
 
   if (config.region) {
     const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize, notify: config.notify });
+    // Module chunks are copied into their assembly by a synchronous handler: read them in place, no copy.
+    link.transport.borrow = (type) => type === MsgType.MODULE_CHUNK;
     const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
     runner.serve(ep);
     ep.start();

@@ -1,8 +1,11 @@
 import { AgentError } from '../errors/index.js';
-import type { Notifier } from '../notify/index.js';
+import { spin, type Notifier } from '../notify/index.js';
 import { CTRL_DOORBELL, RING_CTRL_OFFSETS, Side, type Region } from '../region/index.js';
 import { RingConsumer, RingProducer, type FrameToSend } from '../ring/index.js';
 import type { FrameTransport, TransportHandlers } from './types.js';
+
+/** How long a sender spins on a full ring before it yields to the event loop. */
+const FULL_SPIN_US = 200;
 
 export interface RingTransportOptions {
   readonly region: Region;
@@ -37,6 +40,11 @@ export class RingTransport implements FrameTransport {
   framesIn = 0;
   framesOut = 0;
   faults = 0;
+  /**
+   * Frame types whose handler consumes the body synchronously (e.g. module chunks copied into an assembly):
+   * they get a view into the ring instead of a copy. Their handler must not keep the body.
+   */
+  borrow: ((type: number) => boolean) | undefined;
 
   constructor(options: RingTransportOptions) {
     const txIndex = options.side === Side.Agent ? 0 : 1;
@@ -66,7 +74,7 @@ export class RingTransport implements FrameTransport {
     const h = this.handlers!;
     let n = 0;
     while (n < this.batch) {
-      const r = this.rx.read();
+      const r = this.rx.read(this.borrow);
       if (r === undefined) break;
       if ('code' in r) {
         // Nothing after a bad frame can be trusted: ask the producer to restart the ring, and ring its
@@ -79,8 +87,9 @@ export class RingTransport implements FrameTransport {
       }
       n++;
       this.framesIn++;
-      this.rx.release();
+      // Released after the handler: a borrowed body points into the ring until then.
       h.frame(r);
+      this.rx.release();
     }
     return n;
   }
@@ -136,6 +145,12 @@ export class RingTransport implements FrameTransport {
 
   private async write(f: FrameToSend, timeoutMs: number): Promise<void> {
     if (!this.tx.tryWrite(f)) {
+      // A consumer that is draining frees space within microseconds: spin briefly before yielding.
+      if (spin(() => this.tx.tryWrite(f), FULL_SPIN_US)) {
+        this.framesOut++;
+        if (this.tx.publish()) this.notifier.kick();
+        return;
+      }
       const deadline = performance.now() + timeoutMs;
       let sleep = 0;
       while (!this.tx.tryWrite(f)) {

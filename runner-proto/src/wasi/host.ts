@@ -46,6 +46,9 @@ export interface WasiPreopen {
   readonly readonly: boolean;
 }
 
+/** The part of the host options that belongs to one run; see `WasiHost.configure`. */
+export type WasiRunOptions = Pick<WasiHostOptions, 'args' | 'env' | 'preopens' | 'stdin' | 'outputLimit'>;
+
 export interface WasiHostOptions {
   /** argv including argv[0]. */
   readonly args: readonly string[];
@@ -152,27 +155,33 @@ export class WasiHost {
 
   private memory: WasmMemory | undefined;
   private readonly fds = new Map<number, FdEntry>();
-  private readonly args: Uint8Array[];
-  private readonly env: Uint8Array[];
-  private readonly stdin: Uint8Array;
+  private args: Uint8Array[] = [];
+  private env: Uint8Array[] = [];
+  private stdin: Uint8Array = new Uint8Array(0);
   private stdinPosition = 0;
+  private outputLimit: number | undefined;
   private outputUsed = 0;
   private ending: WasiEnding | undefined;
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(private readonly options: WasiHostOptions) {
-    this.args = options.args.map((arg) => encoder.encode(`${arg}\0`));
-    this.env = Object.entries(options.env).map(([k, v]) => encoder.encode(`${k}=${v}\0`));
-    this.stdin = options.stdin ?? new Uint8Array(0);
-    this.fds.set(0, { kind: 'stdio', stream: 0, rightsBase: STDIO_BASE_RIGHTS | Rights.FD_READ, rightsInheriting: 0n, fdflags: 0 });
-    this.fds.set(1, { kind: 'stdio', stream: 1, rightsBase: STDIO_BASE_RIGHTS | Rights.FD_WRITE, rightsInheriting: 0n, fdflags: Fdflags.APPEND });
-    this.fds.set(2, { kind: 'stdio', stream: 2, rightsBase: STDIO_BASE_RIGHTS | Rights.FD_WRITE, rightsInheriting: 0n, fdflags: Fdflags.APPEND });
-    let fd = 3;
-    for (const preopen of options.preopens ?? []) {
+    this.configure(options);
+    this.wasiImport = this.buildImports();
+  }
+
+  /**
+   * Replaces the per-run part of the host (argv, environ, preopens, stdin, output limit). The engine creates
+   * instances ahead of requests (warm pools) with an empty run, then configures the real one just before
+   * `_start`; libc reads argv and environ only from `_start` on, so the module cannot tell the difference.
+   * Throws (without changing anything) when a preopen does not resolve to a directory.
+   */
+  configure(run: WasiRunOptions): void {
+    const preopens: DirFd[] = [];
+    for (const preopen of run.preopens ?? []) {
       // Resolved once here so every later check compares real paths with a real root.
       const root = fs.realpathSync.native(preopen.host);
       if (!fs.statSync(root).isDirectory()) throw new Error(`preopen ${preopen.host} is not a directory`);
-      this.fds.set(fd++, {
+      preopens.push({
         kind: 'dir',
         loc: { root, rel: [] },
         readonly: preopen.readonly,
@@ -182,7 +191,18 @@ export class WasiHost {
         fdflags: 0,
       });
     }
-    this.wasiImport = this.buildImports();
+    this.close();
+    this.args = run.args.map((arg) => encoder.encode(`${arg}\0`));
+    this.env = Object.entries(run.env).map(([k, v]) => encoder.encode(`${k}=${v}\0`));
+    this.stdin = run.stdin ?? new Uint8Array(0);
+    this.stdinPosition = 0;
+    this.outputLimit = run.outputLimit;
+    this.outputUsed = 0;
+    this.fds.set(0, { kind: 'stdio', stream: 0, rightsBase: STDIO_BASE_RIGHTS | Rights.FD_READ, rightsInheriting: 0n, fdflags: 0 });
+    this.fds.set(1, { kind: 'stdio', stream: 1, rightsBase: STDIO_BASE_RIGHTS | Rights.FD_WRITE, rightsInheriting: 0n, fdflags: Fdflags.APPEND });
+    this.fds.set(2, { kind: 'stdio', stream: 2, rightsBase: STDIO_BASE_RIGHTS | Rights.FD_WRITE, rightsInheriting: 0n, fdflags: Fdflags.APPEND });
+    let fd = 3;
+    for (const dir of preopens) this.fds.set(fd++, dir);
   }
 
   /** Binds the instance's exported `memory`; call after instantiation, before `_start`. */
@@ -576,7 +596,7 @@ export class WasiHost {
   }
 
   private emit(stream: 1 | 2, view: Uint8Array): void {
-    const limit = this.options.outputLimit;
+    const limit = this.outputLimit;
     if (limit !== undefined && limit > 0 && this.outputUsed + view.length > limit) {
       const fits = limit - this.outputUsed;
       if (fits > 0) this.options.output(stream, view.subarray(0, fits));

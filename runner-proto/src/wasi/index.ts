@@ -1,6 +1,6 @@
 /** Our WASI preview1 host: streaming stdio, output limits, and preopens confined by realpath checks. */
 export { WasiHost, WasiExit, WasiOutputLimit } from './host.js';
-export type { WasiEnding, WasiHostOptions, WasiPreopen } from './host.js';
+export type { WasiEnding, WasiHostOptions, WasiPreopen, WasiRunOptions } from './host.js';
 export {
   Clockid,
   Errno,
@@ -18,6 +18,7 @@ export { Wasm, wasmApi } from './webassembly.js';
 export type {
   WasmApi,
   WasmExportDescriptor,
+  WasmGlobal,
   WasmImportDescriptor,
   WasmImports,
   WasmInstance,

@@ -13,6 +13,11 @@ export interface WasmMemory {
   grow(deltaPages: number): number;
 }
 
+/** A global; i64 globals read and write as bigint. */
+export interface WasmGlobal {
+  value: unknown;
+}
+
 export interface WasmInstance {
   readonly exports: Readonly<Record<string, unknown>>;
 }
@@ -40,6 +45,7 @@ export interface WasmApi {
   };
   readonly Instance: new (module: WasmModule, imports?: WasmImports) => WasmInstance;
   readonly Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+  readonly Global: new (descriptor: { value: 'i32' | 'i64' | 'f32' | 'f64'; mutable?: boolean }, value?: unknown) => WasmGlobal;
   readonly RuntimeError: new (message?: string) => Error;
   readonly CompileError: new (message?: string) => Error;
   readonly LinkError: new (message?: string) => Error;
