@@ -20,6 +20,7 @@ export class StreamTransport implements FrameTransport {
   private pending: Buffer = Buffer.alloc(0);
   private seq = 0;
   private closed = false;
+  private resyncing = false;
   framesIn = 0;
   framesOut = 0;
   faults = 0;
@@ -50,11 +51,16 @@ export class StreamTransport implements FrameTransport {
       const bytes = new Uint8Array(this.pending.buffer, this.pending.byteOffset + off, avail);
       const hdr = readHeader(view, bytes, 0, this.maxBody);
       if (isFault(hdr)) {
-        this.faults++;
-        h.fault(hdr);
-        off += 1; // scan forward byte by byte for the next header whose CRC holds
+        // Scan forward byte by byte for the next header whose CRC holds; report the loss once, not per byte.
+        if (!this.resyncing) {
+          this.faults++;
+          this.resyncing = true;
+          h.fault(hdr);
+        }
+        off += 1;
         continue;
       }
+      this.resyncing = false;
       const total = FRAME_HEADER_SIZE + hdr.length;
       if (avail < total) break;
       const body = Buffer.from(bytes.subarray(FRAME_HEADER_SIZE, total));
