@@ -294,11 +294,12 @@ async function scribbleStorm(link: RingLink, ring: 0 | 1, ms: number, traffic: (
 }
 
 /** After corruption: echoes succeed again (the first ones may still be lost to a reset in progress). */
-async function recovers(t: ExecutionContext, ep: Endpoint): Promise<void> {
+async function recovers(t: ExecutionContext, ep: Endpoint, diag?: () => string): Promise<void> {
   let answered = false;
   for (let i = 0; i < 20 && !answered; i++) {
     answered = await ep.request(MsgType.ECHO, new Uint8Array(8), { flags: FLAG_BODY_CRC, timeoutMs: 1000 }).then(() => true, () => false);
   }
+  if (!answered && diag) t.log(diag());
   t.true(answered, 'an echo is answered after the scribbling stopped');
   for (let i = 0; i < 50; i++) await echo(t, ep, new Uint8Array(randomBytes(i * 97)), i % 2 === 0 ? FLAG_BODY_CRC : 0);
 }
@@ -475,7 +476,7 @@ test.serial('reset handshake, C consumer: scribbling on the agent->runner ring m
       await ep.request(MsgType.ECHO, new Uint8Array(randomBytes(2000)), { flags: FLAG_BODY_CRC, timeoutMs: 300 });
     });
     t.log(`storm: ${storm.ok} answered, ${storm.failed} lost, ${tx.resets - before} resets`);
-    await recovers(t, ep);
+    await recovers(t, ep, () => `ring0 ${JSON.stringify([CTRL_TAIL, CTRL_RESET_ACK, CTRL_HEAD, CTRL_RESET_REQ, 0x80, 0xc0].map((f) => ctrlWord(link, 0, f)))} ring1 ${JSON.stringify([CTRL_TAIL, CTRL_RESET_ACK, CTRL_HEAD, CTRL_RESET_REQ, 0x80, 0xc0].map((f) => ctrlWord(link, 1, f)))} txTail ${tx.published} peer: ${peer.stderr().slice(-3000)}`);
     t.true(peerState(link.region, Side.Runner).attached, 'the C peer never restarted');
     t.is(ctrlWord(link, 0, CTRL_RESET_ACK), ctrlWord(link, 0, CTRL_RESET_REQ), 'no reset left half done');
 

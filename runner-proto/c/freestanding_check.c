@@ -79,6 +79,7 @@ static int check_ring(void) {
     uint32_t bell0 = wr_consumer_doorbell(&c);
     if (!wr_producer_service_reset(&p) || wr_producer_service_reset(&p)) return 44;
     if (*m.tail != 0u || *m.reset_ack != 1u || wr_consumer_doorbell(&c) != bell0 + 1u || p.resets != 1u) return 45;
+    if (wr_consumer_is_empty(&c) || wr_consumer_arm_kick(&c)) return 57; /* acknowledged: read to complete it */
     if (wr_consumer_read(&c, &h, got, sizeof got) != WR_EMPTY || c.reset_pending || *m.head != 0u) return 46;
     if (wr_producer_try_write(&p, WR_MSG_PING, 0, 4, body, 5) != WR_OK) return 47;
     wr_producer_publish(&p);

@@ -7,7 +7,8 @@
  *             +28 CRC32C of bytes 0..27
  *   0x0040  side A (agent):  +0 epoch  +4 heartbeat  +8 state (1 = attached)
  *   0x0080  side B (runner): +0 epoch  +4 heartbeat  +8 state
- *   0x0100  ring 0 (agent -> runner) control block: tail, head, want-kick, doorbell, one 64-byte line each
+ *   0x0100  ring 0 (agent -> runner) control block, 4 lines of 64 bytes: +0x00 tail, +0x04 reset-ack (producer);
+ *             +0x40 head, +0x44 reset-req (consumer); +0x80 want-kick; +0xC0 doorbell (see ring.h)
  *   0x0200  ring 1 (runner -> agent) control block, same shape
  *   0x1000  ring 0 data (ring size bytes), then ring 1 data
  *

@@ -221,10 +221,11 @@ void wr_consumer_release(wr_consumer *c) {
 }
 
 bool wr_consumer_is_empty(const wr_consumer *c) {
-    if (c->reset_pending) {
-        if (load_seq_cst(c->m.reset_ack) != load_seq_cst(c->m.reset_req)) return true;
-        return load_seq_cst(c->m.tail) == 0u; /* acknowledged: reading restarts at 0 */
-    }
+    /*
+     * A reset waiting for its ack: nothing to read (sleeping is safe, the ack bumps the doorbell). Acknowledged:
+     * not empty, because the next read must complete the reset (head = 0) before the producer can write again.
+     */
+    if (c->reset_pending) return load_seq_cst(c->m.reset_ack) != load_seq_cst(c->m.reset_req);
     return load_seq_cst(c->m.tail) == c->head;
 }
 

@@ -165,7 +165,8 @@ void wr_consumer_release(wr_consumer *c);
 
 /*
  * Nothing to read. While a requested reset is unacknowledged this is true (sleeping is safe: the producer bumps
- * the doorbell when it acknowledges); once acknowledged it compares tail with 0, where reading will restart.
+ * the doorbell when it acknowledges); once acknowledged it is false until a read completes the reset (head = 0),
+ * because the producer cannot write until then.
  */
 bool wr_consumer_is_empty(const wr_consumer *c);
 

@@ -212,7 +212,12 @@ export const REGION_VECTORS: readonly RegionVectorDef[] = [
       const size = regionSizeFor(new DataView(buffer).getUint32(16, true));
       const work = new ArrayBuffer(Math.max(size, DATA_OFFSET));
       new Uint8Array(work).set(new Uint8Array(buffer, 0, DATA_OFFSET));
-      const r = Region.attach(work);
+      let r: Region;
+      try {
+        r = Region.attach(work);
+      } catch (err) {
+        return { fault: (err as Error).message };
+      }
       const v = new DataView(work);
       return {
         magic: new TextDecoder().decode(new Uint8Array(work, 0, 8)),

@@ -363,7 +363,10 @@ export class RunnerLink {
         return { ...(await this.ensureOnce(digest, load)), attempts: attempt };
       } catch (err) {
         const e = toAgentError(err);
-        const retryable = e.code === 'AGT_ERR_RUNNER_UNAVAILABLE' || e.code === 'AGT_ERR_TIMEOUT' || e.code === 'AGT_ERR_PROTOCOL';
+        // A digest mismatch at the runner means bytes were damaged in transit (chunks carry no CRC; the store
+        // verified them on read): sending again is the cure.
+        const retryable =
+          e.code === 'AGT_ERR_RUNNER_UNAVAILABLE' || e.code === 'AGT_ERR_TIMEOUT' || e.code === 'AGT_ERR_PROTOCOL' || (e.code === 'AGT_ERR_DIGEST_MISMATCH' && attempt < 3);
         if (!retryable || this.closed || performance.now() > deadline) throw e;
         this.logger.warn({ digest, attempt, err: e.message }, 'module transfer interrupted; retrying');
         await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
@@ -460,9 +463,9 @@ export class RunnerLink {
     return { head, stdout: raw };
   }
 
-  async apps(): Promise<z.infer<typeof appsResultSchema>['apps']> {
-    const ep = await this.connected();
-    return (await ep.requestJson(MsgType.APPS, {}, appsResultSchema)).apps;
+  async apps(timeoutMs = 10_000): Promise<z.infer<typeof appsResultSchema>['apps']> {
+    const ep = await this.connected(timeoutMs);
+    return (await ep.requestJson(MsgType.APPS, {}, appsResultSchema, { timeoutMs })).apps;
   }
 
   async ping(timeoutMs = 2000): Promise<number> {

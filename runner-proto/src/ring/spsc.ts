@@ -201,7 +201,9 @@ export class RingConsumer {
   }
 
   isEmpty(): boolean {
-    if (this.resetPending) return !this.resetInProgress() && this.loadTail() === this.head;
+    // While a reset waits for its ack there is nothing to read: report empty so the caller sleeps (the ack
+    // bumps the doorbell) instead of spinning with the event loop blocked.
+    if (this.resetPending && this.resetInProgress()) return true;
     return this.loadTail() === this.head;
   }
 
