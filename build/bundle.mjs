@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-// Bundles the agent daemon and the wasmedge_emit CLI into single ESM files for the QEMU guest image:
-//   build/out/bundle/agent.mjs, build/out/bundle/cli.mjs and build/out/bundle/node_modules/ (native packages only).
+// Bundles the agent daemon and the wasmedge_emit CLI into single files for the QEMU guest image:
+//   build/out/bundle/agent.mjs, cli.mjs   single ESM files (node agent.mjs ARGS works anywhere)
+//   build/out/bundle/agent.cjs, cli.cjs   the same as CommonJS, started by launch.cjs with a V8 code cache
+//   build/out/bundle/launch.cjs           `node launch.cjs agent|cli ARGS`: compiles NAME.cjs with NAME.cjs.cache
+//   build/out/bundle/node_modules/        native packages only
+// Why the code cache: under QEMU's TCG, V8 compiling the agent bundle takes about 1.7 s of the agent's start
+// (profiled in the guest); build/guest-image.sh writes the caches with the same node binary the guest runs.
 // Native packages stay external and are copied beside the bundles with only what they load at run time:
 //   koffi (its JS loader) + @koromix/koffi-linux-x64 (the glibc binary), @node-rs/crc32 + its linux-x64-gnu binary.
 // The CRC module falls back to pure JS when @node-rs/crc32 is absent, koffi is required for the ring transport.
@@ -64,11 +69,56 @@ const zodEnglishOnly = {
   },
 };
 
+/** Starts NAME.cjs with NAME.cjs.cache as V8 code cache (BRIDGE_CODE_CACHE=write: write the cache at exit). */
+const LAUNCHER = `'use strict';
+// usage: node launch.cjs agent|cli ARGS... (written by build/bundle.mjs)
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const { Module, createRequire } = require('node:module');
+const name = process.argv[2];
+if (name !== 'agent' && name !== 'cli') {
+  process.stderr.write('usage: node launch.cjs agent|cli ARGS...\\n');
+  process.exit(2);
+}
+process.argv.splice(2, 1);
+const file = path.join(__dirname, name + '.cjs');
+const cacheFile = file + '.cache';
+let cachedData;
+try {
+  cachedData = fs.readFileSync(cacheFile);
+} catch {}
+const source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
+const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+const mode = process.env.BRIDGE_CODE_CACHE;
+if (mode === 'write') process.on('exit', () => fs.writeFileSync(cacheFile, script.createCachedData()));
+else if (mode === 'debug') process.stderr.write('code cache ' + (cachedData ? (script.cachedDataRejected ? 'rejected' : 'used') : 'absent') + '\\n');
+const mod = new Module(file, module);
+mod.filename = file;
+script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
+`;
+
 async function main() {
   fs.rmSync(OUT, { recursive: true, force: true });
   fs.mkdirSync(OUT, { recursive: true });
   const t0 = Date.now();
   for (const [name, entry] of Object.entries(entries)) {
+    await build({
+      entryPoints: [path.join(ROOT, entry)],
+      outfile: path.join(OUT, `${name}.cjs`),
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      minify: true,
+      legalComments: 'none',
+      external: EXTERNAL,
+      // The sources are ESM and resolve native packages from import.meta.url: give CommonJS the same answer.
+      define: { 'import.meta.url': '__bridgeImportMetaUrl' },
+      banner: { js: "var __bridgeImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+      plugins: [zodEnglishOnly],
+      logLevel: 'warning',
+    });
     await build({
       entryPoints: [path.join(ROOT, entry)],
       outfile: path.join(OUT, `${name}.mjs`),
@@ -85,6 +135,7 @@ async function main() {
       logLevel: 'warning',
     });
   }
+  fs.writeFileSync(path.join(OUT, 'launch.cjs'), LAUNCHER);
   let missing = [];
   for (const rel of NATIVE_FILES) {
     const from = path.join(NM, rel);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the QEMU guest for the emulator demo into build/out/guest/:
 #   vmlinux          the uncompressed kernel from Debian's linux-image-amd64 (boots via its PVH note, fast under TCG)
-#   initramfs.cpio   a raw newc cpio: busybox-static, the host's node + the libraries ldd names, the virtio kernel
-#                    modules, the bundled agent + CLI (build/bundle.mjs) with koffi and @node-rs/crc32, the
-#                    examples' .wasm and qemu/init.sh as /init
+#   initramfs.cpio   a raw newc cpio: busybox-static, the host's node (stripped when strip exists) + the libraries
+#                    ldd names, the virtio kernel modules, the bundled agent + CLI (build/bundle.mjs) with koffi
+#                    and @node-rs/crc32 and V8 code caches, the examples' .wasm and qemu/init.sh as /init
 #   stamp            sha256 of every input; when it matches, nothing is rebuilt
 # The kernel package is fetched with `apt-get download` into build/out/cache/ and unpacked with `dpkg -x`: it is
 # never installed. Nothing else is downloaded. Every step is bounded with `timeout`.
@@ -28,7 +28,7 @@ done
 say() { [ "$QUIET" = 1 ] || echo "guest-image: $*" >&2; }
 die() { echo "guest-image: $*" >&2; exit 1; }
 
-for tool in apt-cache apt-get dpkg cpio xz ldd sha256sum busybox timeout node; do
+for tool in apt-cache apt-get dpkg cpio xz ldd sha256sum flock timeout node; do
   command -v "$tool" >/dev/null 2>&1 || die "missing tool '$tool' (CI installs: busybox-static cpio xz-utils; see .ci/run)"
 done
 BUSYBOX=/bin/busybox
@@ -40,7 +40,7 @@ NODE="$(readlink -f "$(command -v node)")"
 
 mkdir -p "$OUT" "$CACHE"
 exec 9>"$OUT/.lock"
-timeout 600 flock 9 || die "another guest-image build holds $OUT/.lock"
+flock -w 600 9 || die "another guest-image build holds $OUT/.lock"
 
 # ---- 1. the kernel package: the versioned package linux-image-amd64 depends on, cached as a .deb
 kernel_pkg() {
@@ -68,6 +68,8 @@ if [ -z "$DEB" ]; then
     die "apt-get download $PKG failed"
   DEB="$(ls -1 "$CACHE/${PKG}"_*_amd64.deb 2>/dev/null | sort -V | tail -n1 || true)"
   [ -n "$DEB" ] || die "apt-get download left no ${PKG}_*.deb in $CACHE"
+  # Keep one kernel package in the cache: drop those of older kernels.
+  for old in "$CACHE"/linux-image-*.deb; do [ "$old" = "$DEB" ] || rm -f "$old"; done
 fi
 
 # ---- 2. the agent bundle (cheap, deterministic: rebuilt every time, its content is hashed)
@@ -156,7 +158,8 @@ cp "$BUSYBOX" "$R/bin/busybox"
 for applet in $("$BUSYBOX" --list); do
   [ -e "$R/bin/$applet" ] || ln -s busybox "$R/bin/$applet"
 done
-cp "$NODE" "$R/usr/bin/node"
+# Stripping node's debug info and symbols takes 13 MB off the initramfs the guest kernel must unpack.
+if command -v strip >/dev/null 2>&1; then strip --strip-all -o "$R/usr/bin/node" "$NODE"; else cp "$NODE" "$R/usr/bin/node"; fi
 for lib in "${NODE_LIBS[@]}"; do
   mkdir -p "$R$(dirname "$lib")"
   cp -L "$lib" "$R$lib"
@@ -166,6 +169,27 @@ INTERP="$(LC_ALL=C ldd "$NODE" | awk '/ld-linux/{print ($3 ~ /^\//) ? $3 : $1}' 
 [ -n "$INTERP" ] && [ -e "$R$INTERP" ] || die "cannot place node's loader ($INTERP)"
 cp "$OUT/modules/"*.ko "$OUT/modules/load-order" "$R/lib/modules/"
 cp -r "$BUNDLE/." "$R/opt/bridge/"
+# V8 code caches for launch.cjs, written by this host's node (the very binary the guest runs): start the agent
+# (no runner needed) and upload one module through the CLI, so the caches hold the functions a deploy compiles.
+say "warming V8 code caches"
+W="$WORK/warm"
+mkdir -p "$W"
+(
+  cd "$W"
+  export BRIDGE_CODE_CACHE=write LOG_LEVEL=silent
+  node "$R/opt/bridge/launch.cjs" agent --socket "$W/a.sock" --store "$W/store" --runner-socket "$W/none.sock" > "$W/agent.out" 2>&1 &
+  apid=$!
+  for _ in $(seq 1 200); do grep -q READY "$W/agent.out" 2>/dev/null && break; kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
+  grep -q READY "$W/agent.out" || { kill "$apid" 2>/dev/null; sed 's/^/  /' "$W/agent.out" >&2; exit 1; }
+  timeout 30 node "$R/opt/bridge/launch.cjs" cli --socket "$W/a.sock" upload "$ROOT/examples/hello/hello.wasm" > /dev/null || true
+  kill -TERM "$apid"
+  for _ in $(seq 1 100); do kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$apid" 2>/dev/null || true
+  wait "$apid" 2>/dev/null || true
+) || echo "guest-image: WARNING: the bundled agent did not start on this host (output above); the guest's will fail the same way" >&2
+# Best effort: launch.cjs compiles without a cache (slower under TCG) when one is missing.
+rm -rf "$W"
+[ -s "$R/opt/bridge/agent.cjs.cache" ] && [ -s "$R/opt/bridge/cli.cjs.cache" ] || echo "guest-image: WARNING: no V8 code cache written" >&2
 for w in "${WASMS[@]}"; do
   mkdir -p "$R/opt/bridge/$(dirname "$w")"
   cp "$ROOT/$w" "$R/opt/bridge/$w"
@@ -174,7 +198,7 @@ install -m 0755 "$ROOT/qemu/init.sh" "$R/init"
 cat > "$R/usr/bin/wasmedge_emit" <<'EOF'
 #!/bin/sh
 # The wasmedge_emit CLI, bundled (build/bundle.mjs); talks to the agent on $WASMEDGE_AGENT_SOCKET.
-exec /usr/bin/node /opt/bridge/cli.mjs "$@"
+exec /usr/bin/node /opt/bridge/launch.cjs cli "$@"
 EOF
 chmod 0755 "$R/usr/bin/wasmedge_emit"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"

@@ -101,7 +101,7 @@ esac
 export WASMEDGE_AGENT_SOCKET=/run/wasmedge-agent.sock
 mkdir -p /var/lib/wasmedge-agent
 # shellcheck disable=SC2086
-node /opt/bridge/agent.mjs --socket "$WASMEDGE_AGENT_SOCKET" --store /var/lib/wasmedge-agent $LINK \
+node /opt/bridge/launch.cjs agent --socket "$WASMEDGE_AGENT_SOCKET" --store /var/lib/wasmedge-agent $LINK \
   > /tmp/agent.out 2> /tmp/agent.log &
 AGENT_PID=$!
 i=0
@@ -115,6 +115,7 @@ stamp "agent ready (pid $AGENT_PID, $TRANSPORT)"
 
 # ---- scripted demo / test
 FAILS=0
+STEP_TIMEOUT=120 # seconds for one wasmedge_emit command; the host bounds the whole boot as well
 # step NAME EXPECTED_EXIT EXPECTED_STDOUT_PATTERN -- COMMAND...
 #   Runs COMMAND, prints a transcript ($ command, stdout, stderr, [exit N]) and checks the exit code and stdout.
 #   EXPECTED_STDOUT_PATTERN is a shell case pattern matched against the whole stdout (exact text when no glob).
@@ -123,7 +124,7 @@ step() {
   shift 4
   mark "BEGIN $name"
   echo "\$ $*"
-  out="$("$@" 2>/tmp/step.err)"
+  out="$(timeout "$STEP_TIMEOUT" "$@" 2>/tmp/step.err)"
   rc=$?
   [ -n "$out" ] && printf '%s\n' "$out"
   [ -s /tmp/step.err ] && cat /tmp/step.err

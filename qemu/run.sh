@@ -46,7 +46,7 @@ case "$SCRIPT" in demo|test|shell) ;; *) echo "qemu/run.sh: --script must be dem
 [[ "$ID" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "qemu/run.sh: --id must be [A-Za-z0-9._-]+" >&2; exit 2; }
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || { echo "qemu/run.sh: --timeout must be whole seconds" >&2; exit 2; }
 
-say() { printf '\033[1m## %s\033[0m\n' "$*" >&2; }
+if [ -t 2 ]; then say() { printf '\033[1m## %s\033[0m\n' "$*" >&2; }; else say() { printf '## %s\n' "$*" >&2; }; fi
 QEMU_BIN="$(command -v qemu-system-x86_64 || true)"
 if [ -z "$QEMU_BIN" ]; then
   echo "qemu/run.sh: qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)" >&2
@@ -119,7 +119,7 @@ grep -q READY "$TMP/runner.out" || { echo "qemu/run.sh: runner not ready within 
 QEMU=("$QEMU_BIN" -accel tcg -cpu max -m 1024 -smp 1 -no-reboot
   -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.cpio"
   -append "console=ttyS0 quiet panic=-1 bridge.transport=$TRANSPORT bridge.script=$SCRIPT"
-  -pidfile "$TMP/qemu.pid")
+  -nic none -pidfile "$TMP/qemu.pid")
 if [ "$TRANSPORT" = ring ]; then
   QEMU+=(-object "memory-backend-file,id=hostmem,size=4M,share=on,mem-path=$REGION" -device ivshmem-plain,memdev=hostmem)
 else
@@ -171,4 +171,4 @@ if [ "$RESULT" != pass ]; then
   tail -n 30 "$TMP/runner.log" >&2 || true
   exit 1
 fi
-say "demo passed over $TRANSPORT: runner stopped, QEMU gone, $( [ "$TRANSPORT" = ring ] && echo "$REGION" || echo "$VS_SOCK") removed"
+say "passed over $TRANSPORT; cleaning up: QEMU gone, runner stopped, $( [ "$TRANSPORT" = ring ] && echo "$REGION" || echo "$VS_SOCK") removed"

@@ -2,39 +2,73 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 
-export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
-/** Errors as data: the HTTP surface renders them as {error: {code, message, details}} with the catalogue status. */
-export function sendError(res: ServerResponse, err: unknown): void {
+/** Set on a request whose body was cut off mid-stream (over its limit without a Content-Length to say so). */
+const kCutOff = Symbol('api.bodyCutOff');
+
+/**
+ * Errors as data: the HTTP surface renders them as {error: {code, message, details}} with the catalogue status.
+ * A body refused by its Content-Length is discarded by Node after the answer (bounded by that length and the
+ * request timeout), so the client finishes sending and reads the 413. A body cut off mid-stream has no known
+ * end: the connection is closed after the answer.
+ */
+export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void {
   const e = toAgentError(err);
   if (res.headersSent) {
     res.destroy(e);
     return;
   }
-  sendJson(res, e.status, { error: e.toJSON() });
+  const extra: Record<string, string> = {};
+  if (e.code === 'AGT_ERR_UNAUTHORIZED') extra['www-authenticate'] = 'Bearer realm="wasmedge-agent"';
+  if ((req as unknown as Record<symbol, boolean>)[kCutOff]) {
+    extra.connection = 'close';
+    res.once('finish', () => req.socket.destroySoon());
+  }
+  sendJson(res, e.status, { error: e.toJSON() }, extra);
 }
 
-/** Reads a request body up to `limit` bytes; refuses early on Content-Length, and again while streaming. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body up to `limit` bytes as it streams in: refused at once when Content-Length says it is too
+ * big, and as soon as the running count passes the limit otherwise (nothing beyond the limit is buffered).
+ */
+export async function readBody(req: IncomingMessage, limit: number, what = 'request body'): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    throw new AgentError('AGT_ERR_TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, { limit });
+    throw new AgentError('AGT_ERR_TOO_LARGE', `${what} of ${declared} bytes exceeds the limit of ${limit} bytes`, { limit, field: 'body' });
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) {
-      req.destroy();
-      throw new AgentError('AGT_ERR_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`, { limit });
+      req.pause();
+      (req as unknown as Record<symbol, boolean>)[kCutOff] = true;
+      throw new AgentError('AGT_ERR_TOO_LARGE', `${what} exceeds the limit of ${limit} bytes`, { limit, field: 'body' });
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks, size);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+  return `${issue.message}${extra}`;
+}
+
+/** Validates a parsed value; the error names the failing field. */
+export function validateValue<T extends z.ZodType>(value: unknown, schema: T, where: string): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const field = issue.path.join('.') || '(body)';
+    throw new AgentError('AGT_ERR_BAD_REQUEST', `${where}: field ${field}: ${describeIssue(issue)}`, { field });
+  }
+  return r.data;
 }
 
 /** Parses JSON and validates it; the error names the failing field. */
@@ -44,13 +78,24 @@ export function parseJson<T extends z.ZodType>(raw: Buffer | string, schema: T, 
   try {
     value = text.length === 0 ? {} : JSON.parse(text);
   } catch (err) {
-    throw new AgentError('AGT_ERR_BAD_REQUEST', `${where}: body is not valid JSON (${(err as Error).message})`);
+    throw new AgentError('AGT_ERR_BAD_REQUEST', `${where}: body is not valid JSON (${(err as Error).message})`, { field: '(body)' });
   }
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field = issue.path.join('.') || '(body)';
-    throw new AgentError('AGT_ERR_BAD_REQUEST', `${where}: field ${field}: ${issue.message}`, { field });
-  }
-  return r.data;
+  return validateValue(value, schema, where);
+}
+
+/** Query string parameters as a plain object (last one wins). */
+export function queryOf(req: IncomingMessage): Record<string, string> {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? {} : Object.fromEntries(new URLSearchParams(url.slice(q + 1)));
+}
+
+export function isJsonContent(req: IncomingMessage): boolean {
+  return /^application\/json\b/i.test(req.headers['content-type'] ?? '');
+}
+
+/** A header value that must be a single string. */
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }

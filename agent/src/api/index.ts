@@ -1,2 +1,3 @@
 export { ApiServer } from './server.js';
 export type { ApiServerOptions } from './server.js';
+export { BearerAuth } from './auth.js';

@@ -1,148 +1,102 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
-import path from 'node:path';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
-import type { ExitMessage } from '../../../runner-proto/src/protocol/index.js';
-import { AgentClient, defaultSocketPath } from '../client/index.js';
-import { takeGlobal, takeRunOptions, type RunOptions } from './args.js';
+import { AgentClient, defaultSocketPath, type AgentAddress } from '../client/index.js';
+import { takeGlobal, takeRunOptions, usage, type GlobalOptions } from './args.js';
+import { apps, call, deploy, invoke, lifecycle } from './commands-apps.js';
+import { logs, metrics, status } from './commands-agent.js';
+import { ls, rm, run, upload, uploadFile } from './commands-modules.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { COMMAND_HELP, MAIN_HELP } from './help.js';
+import { looksLikeFile, out } from './output.js';
 
-const HELP = `wasmedge_emit: upload WebAssembly to the agent and run it on the seL4 runner
-
-usage:
-  wasmedge_emit [--socket PATH] [--json] COMMAND ...
-  wasmedge_emit FILE.wasm [ARGS...]             upload FILE and run it (the original form)
-
-commands:
-  upload FILE [--name NAME]                     check and store a module (name defaults to the file's base name)
-  run NAME|FILE [OPTIONS] [-- ARGS...]          run a module; streams its output, exits with its exit code
-      --env NAME=VALUE   (repeatable)  --time-limit MS  --memory-page-limit PAGES  --output-limit BYTES
-  ls                                            list stored modules
-  rm NAME                                       remove a module
-  status                                        runner link, modules, runs
-
-exit codes: run passes the module's code through (WASI exit code; 134 trap or limit; 1 load error);
-otherwise 0 ok, 1 failure, 2 usage, 3 module or input rejected, 4 not found, 5 agent or runner unavailable.
-The agent socket is --socket, else $WASMEDGE_AGENT_SOCKET, else /run/wasmedge-agent.sock.`;
-
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function looksLikeFile(ref: string): boolean {
-  return ref.endsWith('.wasm') || ref.includes('/') ? fs.existsSync(ref) : false;
-}
-
-function nameFromFile(file: string): string {
-  return path.basename(file).replace(/\.wasm$/i, '');
-}
-
-function readModule(file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new AgentError('AGT_ERR_NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { path: file });
+/** The agent's address: --tcp (with a token) or the Unix socket. */
+function addressOf(g: GlobalOptions, env: NodeJS.ProcessEnv): AgentAddress {
+  const tcp = g.tcp ?? env.WASMEDGE_AGENT_TCP;
+  if (tcp === undefined || g.socket !== undefined) return { socketPath: g.socket ?? defaultSocketPath(env) };
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(tcp);
+  if (!m) throw usage(`--tcp expects HOST:PORT, got "${tcp}"`);
+  const tokenFile = g.tokenFile ?? env.WASMEDGE_AGENT_TOKEN_FILE;
+  let token = env.WASMEDGE_AGENT_TOKEN;
+  if (tokenFile !== undefined) {
+    try {
+      token = fs.readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw usage(`cannot read --token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
   }
+  if (!token) throw usage('--tcp needs a bearer token: --token-file FILE or $WASMEDGE_AGENT_TOKEN');
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]), token };
 }
 
-async function upload(client: AgentClient, file: string, name: string | undefined, json: boolean, quiet = false): Promise<string> {
-  const bytes = readModule(file);
-  const moduleName = name ?? nameFromFile(file);
-  const r = await client.upload(moduleName, bytes);
-  if (json) out(JSON.stringify(r));
-  else if (!quiet) out(`${r.created ? 'stored' : 'unchanged'} ${r.name} ${r.digest} (${r.size} bytes, ${r.module.kind})`);
-  return r.name;
-}
-
-async function run(client: AgentClient, ref: string, args: string[], opts: RunOptions, json: boolean): Promise<number> {
-  const limits = { timeMs: opts.timeMs, memoryPages: opts.memoryPages, outputBytes: opts.outputBytes };
-  const ac = new AbortController();
-  const onSignal = (): void => ac.abort();
-  process.once('SIGINT', onSignal);
-  let exit: ExitMessage;
-  try {
-    exit = await client.run(
-      ref,
-      { args, env: opts.env, limits: Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)) },
-      { onStdout: (c) => process.stdout.write(c), onStderr: (c) => process.stderr.write(c) },
-      { signal: ac.signal },
-    );
-  } finally {
-    process.off('SIGINT', onSignal);
-  }
-  if (json) process.stderr.write(`${JSON.stringify(exit)}\n`);
-  else if (exit.reason !== 'exit') process.stderr.write(`wasmedge_emit: ${ref}: ${exit.reason}${exit.message ? `: ${exit.message}` : ''} (exit ${exit.exitCode})\n`);
-  return exit.exitCode;
+function wantsHelp(params: readonly string[]): boolean {
+  const dash = params.indexOf('--');
+  const head = dash >= 0 ? params.slice(0, dash) : params;
+  return head.includes('--help') || head.includes('-h');
 }
 
 async function main(argv: string[]): Promise<number> {
   const { global, rest } = takeGlobal(argv);
-  const client = new AgentClient(global.socket ?? defaultSocketPath());
   const [cmd, ...params] = rest;
-  switch (cmd) {
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      out(HELP);
-      return cmd === undefined ? EXIT.USAGE : EXIT.OK;
-    case 'upload': {
-      let file: string | undefined;
-      let name: string | undefined;
-      let json = global.json;
-      for (let i = 0; i < params.length; i++) {
-        const p = params[i]!;
-        if (p === '--name') name = params[++i];
-        else if (p === '--json') json = true;
-        else if (p.startsWith('-')) throw new AgentError('AGT_ERR_CONFIG_INVALID', `unknown option ${p} for upload`);
-        else if (file === undefined) file = p;
-        else throw new AgentError('AGT_ERR_CONFIG_INVALID', `upload takes one FILE, got also "${p}"`);
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    const topic = cmd === 'help' ? params[0] : undefined;
+    out(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : MAIN_HELP);
+    return cmd === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (COMMAND_HELP[cmd] && cmd !== 'run' && wantsHelp(params)) {
+    out(COMMAND_HELP[cmd]);
+    return EXIT.OK;
+  }
+  const client = new AgentClient(addressOf(global, process.env), global.timeoutMs !== undefined ? { timeoutMs: global.timeoutMs } : {});
+  const json = global.json;
+  try {
+    switch (cmd) {
+      case 'upload':
+        return await upload(client, params, json);
+      case 'run': {
+        const r = takeRunOptions(params);
+        if (r.help) {
+          out(COMMAND_HELP.run!);
+          return EXIT.OK;
+        }
+        const ref = r.positional[0];
+        if (!ref) throw usage('usage: wasmedge_emit run NAME|FILE [OPTIONS] [-- ARGS...]');
+        const target = looksLikeFile(ref) ? await uploadFile(client, ref, { json: false, quiet: true }) : ref;
+        return await run(client, target, r.passthrough, r.opts, r.json || json);
       }
-      if (!file) throw new AgentError('AGT_ERR_CONFIG_INVALID', 'usage: wasmedge_emit upload FILE [--name NAME]');
-      await upload(client, file, name, json);
-      return EXIT.OK;
-    }
-    case 'run': {
-      const { opts, json, positional, passthrough } = takeRunOptions(params);
-      const ref = positional[0];
-      if (!ref) throw new AgentError('AGT_ERR_CONFIG_INVALID', 'usage: wasmedge_emit run NAME|FILE [OPTIONS] [-- ARGS...]');
-      const target = looksLikeFile(ref) ? await upload(client, ref, undefined, false, true) : ref;
-      return run(client, target, passthrough, opts, json || global.json);
-    }
-    case 'ls': {
-      const mods = await client.list();
-      if (global.json || params.includes('--json')) out(JSON.stringify(mods));
-      else for (const m of mods) out(`${m.name.padEnd(24)} ${m.digest.slice(0, 19)}  ${String(m.size).padStart(9)}  ${m.updatedAt}`);
-      return EXIT.OK;
-    }
-    case 'rm': {
-      const name = params.find((p) => !p.startsWith('-'));
-      if (!name) throw new AgentError('AGT_ERR_CONFIG_INVALID', 'usage: wasmedge_emit rm NAME');
-      const r = await client.remove(name);
-      if (global.json || params.includes('--json')) out(JSON.stringify(r));
-      else out(`removed ${r.name}`);
-      return EXIT.OK;
-    }
-    case 'status': {
-      const s = await client.status();
-      if (global.json || params.includes('--json')) out(JSON.stringify(s));
-      else {
-        const r = s.runner;
-        out(`runner:  ${r.connected ? 'connected' : 'DISCONNECTED'} via ${r.transport} ${r.path}${r.connected ? ` (protocol v${r.protocolVersion}, engines ${r.engines?.join(',')}, epoch ${r.runnerEpoch})` : ''}`);
-        out(`modules: ${s.modules}`);
-        out(`runs:    ${s.runsActive} active, ${s.runsTotal} total`);
-        out(`uptime:  ${s.uptimeSec}s`);
+      case 'ls':
+        return await ls(client, params, json);
+      case 'rm':
+        return await rm(client, params, json);
+      case 'deploy':
+        return await deploy(client, params, json);
+      case 'apps':
+        return await apps(client, params, json);
+      case 'stop':
+      case 'start':
+      case 'undeploy':
+        return await lifecycle(client, cmd, params, json);
+      case 'call':
+        return await call(client, params, json);
+      case 'invoke':
+        return await invoke(client, params, json);
+      case 'status':
+        return await status(client, params, json);
+      case 'logs':
+        return await logs(client, params, json);
+      case 'metrics':
+        return await metrics(client, params);
+      default: {
+        // The original form: wasmedge_emit FILE [ARGS...] uploads and runs.
+        if (looksLikeFile(cmd)) {
+          const name = await uploadFile(client, cmd, { json: false, quiet: true });
+          return await run(client, name, params, { env: {} }, json);
+        }
+        throw new AgentError('AGT_ERR_CONFIG_INVALID', `unknown command "${cmd}" (and no such .wasm file); see wasmedge_emit --help`);
       }
-      return EXIT.OK;
     }
-    default: {
-      // The original form: wasmedge_emit FILE [ARGS...] uploads and runs.
-      if (looksLikeFile(cmd)) {
-        const name = await upload(client, cmd, undefined, false, true);
-        return run(client, name, params, { env: {} }, global.json);
-      }
-      throw new AgentError('AGT_ERR_CONFIG_INVALID', `unknown command "${cmd}" (and no such .wasm file); see wasmedge_emit --help`);
-    }
+  } finally {
+    client.close();
   }
 }
 

@@ -1,9 +1,11 @@
 import http from 'node:http';
-import { WebSocket } from 'ws';
 import { AgentError, errorFromJSON } from '../../../runner-proto/src/errors/index.js';
 import type { ExitMessage } from '../../../runner-proto/src/protocol/index.js';
 import { WS_STDERR, WS_STDOUT } from '../api-contract/index.js';
+import type { AppSettings, AppView, DeployOutcome } from '../apps/index.js';
 import type { AgentStatus, RunRequest, UploadResult } from '../core/index.js';
+import type { LogEntry } from '../logs/index.js';
+import type { AppSpec } from '../state/index.js';
 import type { NameRecord } from '../store/index.js';
 
 export interface RunCallbacks {
@@ -11,7 +13,40 @@ export interface RunCallbacks {
   onStderr(chunk: Uint8Array): void;
 }
 
-/** The CLI starts often: it checks the two message shapes by hand instead of loading zod (~200 ms). */
+/** Where the agent listens: its Unix socket (no token), or TCP with a bearer token. */
+export type AgentAddress = { readonly socketPath: string } | { readonly host: string; readonly port: number; readonly token: string };
+
+export interface CallAnswer {
+  readonly ok: boolean;
+  readonly results?: ReadonlyArray<{ type: string; value: number | string }>;
+  readonly reason?: string;
+  readonly exitCode?: number;
+  readonly message?: string;
+  readonly stats: { readonly wallMs: number; readonly [k: string]: unknown };
+}
+
+export interface InvokeAnswer {
+  readonly stdout: Buffer;
+  readonly exitCode: number;
+  readonly reason: string;
+  readonly message?: string;
+}
+
+interface RequestOptions {
+  readonly body?: Uint8Array | string;
+  readonly headers?: Record<string, string>;
+  readonly onProgress?: (sent: number) => void;
+  /** Resolve with the raw answer (status, headers, bytes) instead of parsed JSON. */
+  readonly raw?: boolean;
+}
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** The CLI starts often: it checks the message shapes by hand instead of loading zod (~200 ms). */
 function asRecord(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
@@ -21,45 +56,70 @@ function pathSegment(name: string): string {
   return encodeURIComponent(name).replace(/\./g, '%2E');
 }
 
-/** Talks to the agent's API over its Unix socket; every call is bounded by a timeout. */
-export class AgentClient {
-  readonly socketPath: string;
-  private readonly timeoutMs: number;
+function unavailable(where: string, err: NodeJS.ErrnoException): AgentError {
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'EACCES') {
+    return new AgentError('AGT_ERR_AGENT_UNAVAILABLE', `cannot reach the agent at ${where} (${err.code}); is wasmedge-agent running?`, { path: where });
+  }
+  return new AgentError('AGT_ERR_AGENT_UNAVAILABLE', `agent connection failed: ${err.message}`);
+}
 
-  constructor(socketPath: string, options: { timeoutMs?: number } = {}) {
-    this.socketPath = socketPath;
+/** Talks to the agent's API (docs/api.md); every call is bounded by a timeout. */
+export class AgentClient {
+  readonly address: AgentAddress;
+  private readonly timeoutMs: number;
+  private readonly agent: http.Agent;
+
+  constructor(address: string | AgentAddress, options: { timeoutMs?: number; keepAlive?: boolean } = {}) {
+    this.address = typeof address === 'string' ? { socketPath: address } : address;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.agent = new http.Agent({ keepAlive: options.keepAlive ?? false });
   }
 
-  private request<T>(method: string, path: string, body?: Uint8Array, onProgress?: (sent: number) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const req = http.request(
-        { socketPath: this.socketPath, path, method, timeout: this.timeoutMs, headers: body ? { 'content-type': 'application/wasm', 'content-length': body.length } : {} },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            let value: unknown;
-            try {
-              value = JSON.parse(text);
-            } catch {
-              reject(new AgentError('AGT_ERR_PROTOCOL', `agent answered ${res.statusCode} with a non-JSON body`));
-              return;
-            }
-            if ((res.statusCode ?? 500) >= 400) {
-              const err = (value as { error?: { code?: unknown; message?: unknown; details?: unknown } }).error ?? {};
-              reject(errorFromJSON(err));
-            } else resolve(value as T);
-          });
-        },
-      );
+  get socketPath(): string | undefined {
+    return 'socketPath' in this.address ? this.address.socketPath : undefined;
+  }
+
+  private where(): string {
+    return 'socketPath' in this.address ? this.address.socketPath : `${this.address.host}:${this.address.port}`;
+  }
+
+  private target(): { socketPath: string } | { host: string; port: number } {
+    return 'socketPath' in this.address ? { socketPath: this.address.socketPath } : { host: this.address.host, port: this.address.port };
+  }
+
+  private authHeaders(): Record<string, string> {
+    return 'token' in this.address ? { authorization: `Bearer ${this.address.token}` } : {};
+  }
+
+  private send(method: string, path: string, o: RequestOptions = {}): Promise<RawAnswer> {
+    return new Promise<RawAnswer>((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        fn();
+      };
+      const body = typeof o.body === 'string' ? Buffer.from(o.body) : o.body;
+      const headers: Record<string, string | number> = { ...this.authHeaders(), ...(o.headers ?? {}) };
+      if (body) headers['content-length'] = body.length;
+      const req = http.request({ ...this.target(), agent: this.agent, path, method, timeout: this.timeoutMs, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          // The agent may answer before the body is all sent (a 413, a refused token): stop sending.
+          if (!req.writableFinished) req.destroy();
+          settle(() => resolve({ status: res.statusCode ?? 500, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        res.on('error', (err) => settle(() => reject(unavailable(this.where(), err))));
+      });
       req.on('timeout', () => req.destroy(new AgentError('AGT_ERR_TIMEOUT', `agent did not answer ${method} ${path} within ${this.timeoutMs} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof AgentError) reject(err);
-        else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'EACCES') {
-          reject(new AgentError('AGT_ERR_AGENT_UNAVAILABLE', `cannot reach the agent at ${this.socketPath} (${err.code}); is wasmedge-agent running?`, { path: this.socketPath }));
-        } else reject(new AgentError('AGT_ERR_AGENT_UNAVAILABLE', `agent connection failed: ${err.message}`));
+        // EPIPE/ECONNRESET while sending: the agent refused and closed; its answer may still arrive.
+        if ((err.code === 'EPIPE' || err.code === 'ECONNRESET') && !settled) {
+          setTimeout(() => settle(() => reject(unavailable(this.where(), err))), 500);
+          return;
+        }
+        settle(() => reject(err instanceof AgentError ? err : unavailable(this.where(), err)));
       });
       if (body) {
         // Written in slices so a progress bar can follow large uploads.
@@ -67,10 +127,11 @@ export class AgentClient {
         let off = 0;
         const pump = (): void => {
           while (off < body.length) {
+            if (settled || req.destroyed) return;
             const end = Math.min(off + slice, body.length);
             const ok = req.write(body.subarray(off, end));
             off = end;
-            onProgress?.(off);
+            o.onProgress?.(off);
             if (!ok) {
               req.once('drain', pump);
               return;
@@ -83,6 +144,18 @@ export class AgentClient {
     });
   }
 
+  private async request<T>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
+    const r = await this.send(method, path, o);
+    let value: unknown;
+    try {
+      value = JSON.parse(r.body.toString());
+    } catch {
+      throw new AgentError('AGT_ERR_PROTOCOL', `agent answered ${r.status} with a non-JSON body`);
+    }
+    if (r.status >= 400) throw errorFromJSON(asRecord(asRecord(value)?.error) ?? {});
+    return value as T;
+  }
+
   status(): Promise<AgentStatus> {
     return this.request('GET', '/v1/status');
   }
@@ -91,18 +164,150 @@ export class AgentClient {
     return (await this.request<{ modules: NameRecord[] }>('GET', '/v1/modules')).modules;
   }
 
-  upload(name: string, bytes: Uint8Array, onProgress?: (sent: number) => void): Promise<UploadResult> {
-    return this.request('POST', `/v1/modules/${pathSegment(name)}`, bytes, onProgress);
+  upload(name: string, bytes: Uint8Array, options: { signature?: string; kind?: 'command' | 'reactor'; onProgress?: (sent: number) => void } = {}): Promise<UploadResult> {
+    const headers: Record<string, string> = { 'content-type': 'application/wasm' };
+    if (options.signature) headers['x-module-signature'] = options.signature;
+    const q = options.kind ? `?kind=${options.kind}` : '';
+    return this.request('POST', `/v1/modules/${pathSegment(name)}${q}`, { body: bytes, headers, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   }
 
   async remove(name: string): Promise<NameRecord> {
     return (await this.request<{ removed: NameRecord }>('DELETE', `/v1/modules/${pathSegment(name)}`)).removed;
   }
 
+  async apps(): Promise<readonly AppView[]> {
+    return (await this.request<{ apps: AppView[] }>('GET', '/v1/apps')).apps;
+  }
+
+  app(name: string): Promise<AppView> {
+    return this.request('GET', `/v1/apps/${pathSegment(name)}`);
+  }
+
+  /** Deploys app `name` from a stored module (`module`: name or digest) or from bytes sent with the request. */
+  deploy(
+    name: string,
+    settings: AppSettings & { module?: string },
+    options: { bytes?: Uint8Array; signature?: string; onProgress?: (sent: number) => void } = {},
+  ): Promise<DeployOutcome> {
+    if (options.bytes) {
+      const { module: _m, ...rest } = settings;
+      const headers: Record<string, string> = { 'content-type': 'application/wasm', 'x-app-spec': JSON.stringify(rest) };
+      if (options.signature) headers['x-module-signature'] = options.signature;
+      return this.request('PUT', `/v1/apps/${pathSegment(name)}`, { body: options.bytes, headers, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+    }
+    return this.request('PUT', `/v1/apps/${pathSegment(name)}`, { body: JSON.stringify(settings), headers: { 'content-type': 'application/json' } });
+  }
+
+  stop(name: string): Promise<AppView> {
+    return this.request('POST', `/v1/apps/${pathSegment(name)}/stop`);
+  }
+
+  start(name: string): Promise<AppView> {
+    return this.request('POST', `/v1/apps/${pathSegment(name)}/start`);
+  }
+
+  async removeApp(name: string): Promise<AppSpec> {
+    return (await this.request<{ removed: AppSpec }>('DELETE', `/v1/apps/${pathSegment(name)}`)).removed;
+  }
+
+  call(app: string, fn: string, args: ReadonlyArray<number | string | { type: string; value: number | string }>, limits?: { timeMs?: number; gas?: number }): Promise<CallAnswer> {
+    return this.request('POST', `/v1/apps/${pathSegment(app)}/call`, {
+      body: JSON.stringify({ fn, args, ...(limits ? { limits } : {}) }),
+      headers: { 'content-type': 'application/json' },
+    });
+  }
+
+  async invoke(app: string, stdin: Uint8Array): Promise<InvokeAnswer> {
+    const r = await this.send('POST', `/v1/apps/${pathSegment(app)}/invoke`, { body: stdin, headers: { 'content-type': 'application/octet-stream' } });
+    if (r.status >= 400) {
+      let value: unknown;
+      try {
+        value = JSON.parse(r.body.toString());
+      } catch {
+        throw new AgentError('AGT_ERR_PROTOCOL', `agent answered ${r.status} with a non-JSON body`);
+      }
+      throw errorFromJSON(asRecord(asRecord(value)?.error) ?? {});
+    }
+    const msg = r.headers['x-exit-message'];
+    return {
+      stdout: r.body,
+      exitCode: Number(r.headers['x-exit-code'] ?? 1),
+      reason: String(r.headers['x-exit-reason'] ?? 'exit'),
+      ...(typeof msg === 'string' ? { message: decodeURIComponent(msg) } : {}),
+    };
+  }
+
+  async metrics(): Promise<string> {
+    const r = await this.send('GET', '/metrics');
+    if (r.status >= 400) throw new AgentError('AGT_ERR_NOT_FOUND', `metrics answered ${r.status}`);
+    return r.body.toString();
+  }
+
+  reconcile(): Promise<unknown> {
+    return this.request('POST', '/v1/reconcile');
+  }
+
+  /**
+   * Streams log entries (NDJSON). Without follow it resolves when the agent has sent what it holds; with
+   * follow it runs until `signal` aborts (resolves) or the agent goes away (rejects).
+   */
+  logs(query: { app?: string; run?: number; source?: 'agent' | 'app'; tail?: number; follow?: boolean }, onEntry: (e: LogEntry) => void, signal?: AbortSignal): Promise<void> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, k === 'follow' ? (v ? '1' : '0') : String(v));
+    const path = `/v1/logs?${q.toString()}`;
+    return new Promise<void>((resolve, reject) => {
+      const req = http.request({ ...this.target(), path, method: 'GET', headers: this.authHeaders(), ...(query.follow ? {} : { timeout: this.timeoutMs }) }, (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            try {
+              reject(errorFromJSON(asRecord(asRecord(JSON.parse(Buffer.concat(chunks).toString()))?.error) ?? {}));
+            } catch {
+              reject(new AgentError('AGT_ERR_PROTOCOL', `agent answered ${res.statusCode} to GET /v1/logs`));
+            }
+          });
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim() === '') continue;
+            try {
+              onEntry(JSON.parse(line) as LogEntry);
+            } catch {
+              // a malformed line is skipped, not fatal
+            }
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', (err) => reject(unavailable(this.where(), err)));
+      });
+      signal?.addEventListener('abort', () => {
+        req.destroy();
+        resolve();
+      });
+      req.on('timeout', () => req.destroy(new AgentError('AGT_ERR_TIMEOUT', `agent did not answer GET /v1/logs within ${this.timeoutMs} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) => (signal?.aborted ? resolve() : reject(err instanceof AgentError ? err : unavailable(this.where(), err))));
+      req.end();
+    });
+  }
+
+  private wsUrl(path: string): string {
+    return 'socketPath' in this.address ? `ws+unix://${this.address.socketPath}:${path}` : `ws://${this.address.host}:${this.address.port}${path}`;
+  }
+
   /** Runs over the WebSocket API; output is delivered as it arrives; resolves with the exit. */
-  run(module: string, req: RunRequest, cb: RunCallbacks, options: { signal?: AbortSignal } = {}): Promise<ExitMessage> {
+  async run(module: string, req: RunRequest, cb: RunCallbacks, options: { signal?: AbortSignal } = {}): Promise<ExitMessage> {
+    // Loaded on use: most CLI commands never open a WebSocket.
+    const { WebSocket } = await import('ws');
     return new Promise<ExitMessage>((resolve, reject) => {
-      const ws = new WebSocket(`ws+unix://${this.socketPath}:/v1/run`);
+      const ws = new WebSocket(this.wsUrl('/v1/run'), { headers: this.authHeaders() });
       let settled = false;
       const settle = (fn: () => void): void => {
         if (settled) return;
@@ -132,16 +337,25 @@ export class AgentClient {
           settle(() => resolve(rest as unknown as ExitMessage));
         }
       });
-      ws.on('error', (e: NodeJS.ErrnoException) => {
-        settle(() =>
-          reject(
-            e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-              ? new AgentError('AGT_ERR_AGENT_UNAVAILABLE', `cannot reach the agent at ${this.socketPath} (${e.code}); is wasmedge-agent running?`)
-              : new AgentError('AGT_ERR_AGENT_UNAVAILABLE', `agent WebSocket failed: ${e.message}`),
-          ),
-        );
+      ws.on('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let err: AgentError;
+          try {
+            err = errorFromJSON(asRecord(asRecord(JSON.parse(Buffer.concat(chunks).toString()))?.error) ?? {});
+          } catch {
+            err = new AgentError('AGT_ERR_PROTOCOL', `agent refused the WebSocket with ${res.statusCode}`);
+          }
+          settle(() => reject(err));
+        });
       });
+      ws.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(unavailable(this.where(), e))));
       ws.on('close', () => settle(() => reject(new AgentError('AGT_ERR_AGENT_UNAVAILABLE', 'agent closed the run before it ended'))));
     });
+  }
+
+  close(): void {
+    this.agent.destroy();
   }
 }

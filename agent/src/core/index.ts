@@ -1,2 +1,2 @@
 export { AgentCore } from './agent-core.js';
-export type { AgentStatus, RunRequest, UploadResult } from './agent-core.js';
+export type { AgentCoreOptions, AgentStatus, RunRequest, UploadOptions, UploadResult } from './agent-core.js';

@@ -1,22 +1,67 @@
 #!/usr/bin/env node
-import { toAgentError } from '../../../runner-proto/src/errors/index.js';
-import { createLogger } from '../../../runner-proto/src/log/index.js';
+import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 import { ApiServer } from '../api/index.js';
+import { loadAgentConfig, redactConfig } from '../config/index.js';
 import { AgentCore } from '../core/index.js';
+import { Inbox } from '../inbox/index.js';
 import { RunnerLink } from '../link/index.js';
+import { LogRing, createAgentLogger } from '../logs/index.js';
+import { DesiredState } from '../state/index.js';
 import { ModuleStore } from '../store/index.js';
-import { parseAgentConfig } from './config.js';
+import { TrustStore } from '../trust/index.js';
 
-/** The agent daemon: store + checker + runner link behind the API socket. Prints READY once serving. */
+/**
+ * The agent daemon: store + checker + desired state + reconciler + runner link behind the API socket, and the
+ * inbox when configured. Prints READY on stdout once serving (supervisors and tests wait for it).
+ *
+ * Signals: SIGTERM/SIGINT stop gracefully (apps keep running on the runner; a restarted agent re-adopts them),
+ * SIGHUP re-reads the trust store's keys.
+ */
 async function main(): Promise<void> {
-  const config = parseAgentConfig(process.argv.slice(2));
-  const logger = createLogger('agent');
-  const store = await ModuleStore.open(config.store, { logger, maxModuleBytes: config.policy.maxModuleBytes });
+  const { config, checkOnly } = loadAgentConfig(process.argv.slice(2));
+  if (checkOnly) {
+    process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
+    return;
+  }
+  const logs = new LogRing({ maxLines: config.logs.ringLines, maxBytes: config.logs.ringBytes });
+  const logger = createAgentLogger(config.logs.level, logs);
+  logger.info({ sources: config.source, stateDir: config.stateDir, runner: config.runner }, 'agent starting');
+
+  const store = await ModuleStore.open(config.stateDir, { logger, maxModuleBytes: config.policy.maxModuleBytes });
+  const desired = await DesiredState.open(config.stateDir, logger);
+  const trust = new TrustStore(config.trust, logger);
   const link = new RunnerLink(config.runner, logger);
-  link.start();
-  const core = new AgentCore({ store, link, policy: config.policy, logger });
-  const api = new ApiServer({ core, logger, socketPath: config.socket, socketMode: config.socketMode });
+  const core = new AgentCore({
+    store,
+    link,
+    desired,
+    trust,
+    policy: config.policy,
+    logger,
+    logs,
+    appDefaults: config.apps,
+    reconcileIntervalMs: config.reconcile.intervalMs,
+    metrics: config.metrics.enabled ? { processMetrics: config.metrics.processMetrics } : false,
+  });
+  core.start();
+  const inbox = config.inbox ? new Inbox({ dir: config.inbox.dir, settleMs: config.inbox.settleMs, apps: core.apps, logger, ...(core.metrics ? { metrics: core.metrics } : {}) }) : undefined;
+  const api = new ApiServer({
+    core,
+    logger,
+    socketPath: config.api.socket,
+    socketMode: config.api.socketMode,
+    ...(config.api.socketGroup !== undefined ? { socketGroup: config.api.socketGroup } : {}),
+    ...(config.api.tcp && config.api.token ? { tcp: { host: config.api.tcp.host, port: config.api.tcp.port, token: config.api.token } } : {}),
+    maxJsonBytes: config.api.maxJsonBytes,
+    maxInvokeBytes: config.api.maxInvokeBytes,
+    maxConcurrentUploads: config.api.maxConcurrentUploads,
+    requestTimeoutMs: config.api.requestTimeoutMs,
+    headersTimeoutMs: config.api.headersTimeoutMs,
+    maxConnections: config.api.maxConnections,
+    ...(inbox ? { inbox } : {}),
+  });
   await api.listen();
+  await inbox?.start();
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -25,16 +70,32 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'agent stopping');
     const force = setTimeout(() => process.exit(1), 5000);
     force.unref();
+    await inbox?.close().catch(() => undefined);
     await api.close().catch(() => undefined);
-    await link.close().catch(() => undefined);
+    await core.close().catch(() => undefined);
+    logger.flush();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      const n = trust.reload();
+      logger.info({ keys: n }, 'SIGHUP: trust store reloaded');
+    } catch (err) {
+      logger.error({ err: toAgentError(err).message }, 'SIGHUP: trust store reload failed; keeping the old keys');
+    }
+  });
+  if (api.tcpPort !== undefined) process.stdout.write(`TCP ${api.tcpPort}\n`);
   process.stdout.write('READY\n');
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`wasmedge-agent: ${toAgentError(err, 'AGT_ERR_CONFIG_INVALID').message}\n`);
+  const e = toAgentError(err, 'AGT_ERR_CONFIG_INVALID');
+  if (e instanceof AgentError && e.details.rule === 'help') {
+    process.stdout.write(`${e.message}\n`);
+    process.exit(0);
+  }
+  process.stderr.write(`wasmedge-agent: ${e.message}${e.code !== 'AGT_ERR_CONFIG_INVALID' ? ` [${e.code}]` : ''}\n`);
   process.exit(1);
 });

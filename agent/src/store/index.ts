@@ -13,3 +13,4 @@ export type { ParsedDigest } from './digest.js';
 export { validateName, isValidName, NAME_MAX_LENGTH } from './name.js';
 export { META_MAX_BYTES } from './record.js';
 export type { BlobInfo, NameRecord, ModuleMeta, JsonValue } from './record.js';
+export { KeyedLock } from './keyed-lock.js';

@@ -92,6 +92,8 @@ export class ModuleStore {
   readonly #blobDir: string;
   readonly #nameDir: string;
   readonly #tmpDir: string;
+  /** Digests referenced from outside names/ (the desired state's apps); gc() never collects them. */
+  #roots: () => Iterable<string> = () => [];
 
   private constructor(root: string, maxModuleBytes: number, graceMs: number, log: Logger) {
     this.root = root;
@@ -137,6 +139,14 @@ export class ModuleStore {
     }
     if (debris.length > 0) this.#log.warn({ removed: debris.length }, 'removed unfinished writes left by a crash');
     this.#log.info({ root: this.root }, 'module store opened');
+  }
+
+  /**
+   * Declares digests that other state refers to (apps deployed by digest): gc() keeps their blobs even when
+   * no name points at them. The function is called under the 'refs' lock on every gc() pass.
+   */
+  setRoots(roots: () => Iterable<string>): void {
+    this.#roots = roots;
   }
 
   blobPath(digest: string): string {
@@ -364,6 +374,7 @@ export class ModuleStore {
         }
         if (record !== undefined) referenced.add(parseDigest(record.digest).hex);
       }
+      for (const d of this.#roots()) referenced.add(parseDigest(d).hex);
       const now = Date.now();
       for (const [hex, until] of this.#unnamed) if (until <= now) this.#unnamed.delete(hex);
 

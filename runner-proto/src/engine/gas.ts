@@ -6,22 +6,28 @@
  * Constant expressions (global initialisers, segment offsets) and the wasm start function run before any
  * budget is set and are not counted (wasi-libc modules have no start function).
  *
- * How: each function body is cut into straight-line runs. A run ends after an instruction that branches or can
- * be branched past (`loop`, `if`, `else`, `end`, `br`, `br_if`, `br_table`, `return`, `unreachable`, `throw`,
- * `rethrow`, `catch`, `catch_all`, `delegate`, `return_call*`, `br_on_null`/`br_on_non_null`); a run starts at
- * the function entry and after each of those. `block`, `try` and calls do not end a run: control only falls
- * through them, and a call comes back to the next instruction. Every branch target is a run start, so whenever a
+ * How: each function body is cut into straight-line runs. A run ends after an instruction that branches
+ * (`br`, `br_if`, `br_table`, `br_on_null`, `br_on_non_null`, `return`, `return_call*`, `unreachable`, `throw`,
+ * `rethrow`, `throw_ref`), after one whose next instruction can be entered from elsewhere (`loop`: its body is a
+ * branch target; `if`, `else`, `catch`, `catch_all`: their arms are entered by a jump) and after an `end` that is
+ * a join point (the end of an `if`, of a `try` with handlers, of a block some branch targets, of the function).
+ * `block`, `try`, calls and the `end` of a loop or of an untargeted block do not end a run: control only falls
+ * through them (a call comes back to the next instruction). Every branch target is a run start, so whenever a
  * run's first instruction executes, so does the whole run (unless it traps or exits, which ends the instance
- * anyway). At each run start the instrumented code charges the run's length:
+ * anyway). At each run start the instrumented code charges the run's length N, through a scratch i64 local $t
+ * added to the function:
  *
- *     global.get $left; i64.const N; i64.lt_u; if; i32.const 1; global.set $out; unreachable; end
- *     global.get $left; i64.const N; i64.sub; global.set $left
+ *     global.get $left; i64.const N; i64.sub; local.tee $t; global.set $left
+ *     local.get $t; i64.const 0; i64.lt_s
+ *     if; local.get $t; i64.const N; i64.add; global.set $left; i32.const 1; global.set $out; unreachable; end
  *
- * so the count is exact and deterministic, and a run that does not fit in the remaining budget never starts:
- * `instructions` = budget - left is the number of original instructions executed (or pre-paid for a run cut
- * short by a trap or proc_exit). `$left` (i64) and `$out` (i32) are new mutable globals appended after the
- * module's own (so no index shifts) and exported as GAS_LEFT_EXPORT / GAS_OUT_EXPORT for the host to set and
- * read. `$left` starts at 2^64-1 so code run at instantiation does not trap before the host sets a budget.
+ * so the count is exact and deterministic, and a run that does not fit in the remaining budget never starts
+ * (the failing charge is undone before the trap): `instructions` = budget - left is the number of original
+ * instructions executed (or pre-paid for a run cut short by a trap or proc_exit). `$left` (i64, budgets up to
+ * 2^63-1) and `$out` (i32, set to 1 on exhaustion, which is how the host tells gas from a module's own
+ * `unreachable`) are new mutable globals appended after the module's own (so no index shifts) and exported as
+ * GAS_LEFT_EXPORT / GAS_OUT_EXPORT for the host to set and read. `$left` starts at 2^63-1 so code run at
+ * instantiation does not trap before the host sets a budget.
  */
 import {
   ByteReader,
@@ -37,11 +43,24 @@ import {
 
 export const GAS_LEFT_EXPORT = '__runner_gas_left';
 export const GAS_OUT_EXPORT = '__runner_gas_out';
+/** The largest budget (and the counter's value when no budget is set): 2^63-1. */
+export const GAS_UNLIMITED = 0x7fff_ffff_ffff_ffffn;
 
-/** Instructions after which a new run starts (see the file comment). */
+/** Instructions after which a new run always starts (see the file comment); `end` and `delegate` depend. */
 const ENDS_RUN = new Uint8Array(256);
-for (const op of [0x00, 0x03, 0x04, 0x05, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x12, 0x13, 0x15, 0x18, 0x19, 0xd4, 0xd6]) {
+for (const op of [0x00, 0x03, 0x04, 0x05, 0x07, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x0e, 0x0f, 0x12, 0x13, 0x15, 0x19, 0xd4, 0xd6]) {
   ENDS_RUN[op] = 1;
+}
+
+/** Control frames, for deciding whether an `end` is a join point. */
+const FRAME_BLOCK = 0;
+const FRAME_LOOP = 1;
+const FRAME_JOIN = 2; // if/else, try with handlers, the function body: their end is always a join
+
+interface Frame {
+  kind: number;
+  /** Some branch targets this frame's end. */
+  targeted: boolean;
 }
 
 function hex(n: number): string {
@@ -212,28 +231,92 @@ export interface Run {
   readonly cost: number;
 }
 
-/** Splits one function body (`start` = after its size prefix) into runs; also returns where the code begins. */
-export function bodyRuns(bytes: Uint8Array, start: number, end: number): { codeStart: number; runs: Run[] } {
+/** Reads a branch depth immediate without moving past it. */
+function peekU32(r: ByteReader, at: number): number {
+  const saved = r.pos;
+  r.pos = at;
+  const v = r.u32();
+  r.pos = saved;
+  return v;
+}
+
+/**
+ * Splits one function body (`start` = after its size prefix) into runs. Also returns where the code begins and
+ * how many locals the body declares (the scratch local goes after them).
+ */
+export function bodyRuns(bytes: Uint8Array, start: number, end: number, perInstruction = false): { codeStart: number; locals: number; runs: Run[] } {
   const r = new ByteReader(bytes, start, end);
+  let locals = 0;
   for (let groups = r.u32(); groups > 0; groups--) {
-    r.u32();
+    locals += r.u32();
     r.valueType();
   }
   const codeStart = r.pos;
   const runs: Run[] = [];
+  const frames: Frame[] = [{ kind: FRAME_JOIN, targeted: true }];
+  const target = (depth: number): void => {
+    const f = frames[frames.length - 1 - depth];
+    if (f !== undefined) f.targeted = true;
+  };
   let runStart = codeStart;
   let cost = 0;
   while (!r.done) {
+    const at = r.pos;
     const op = readInstruction(r);
     cost++;
-    if (ENDS_RUN[op] === 1) {
+    let ends = ENDS_RUN[op] === 1;
+    switch (op) {
+      case 0x02: // block
+        frames.push({ kind: FRAME_BLOCK, targeted: false });
+        break;
+      case 0x06: // try: a block until a handler appears
+        frames.push({ kind: FRAME_BLOCK, targeted: false });
+        break;
+      case 0x03: // loop
+        frames.push({ kind: FRAME_LOOP, targeted: false });
+        break;
+      case 0x04: // if
+        frames.push({ kind: FRAME_JOIN, targeted: false });
+        break;
+      case 0x05: // else
+      case 0x07: // catch
+      case 0x19: {
+        // catch_all
+        const f = frames[frames.length - 1];
+        if (f !== undefined) f.kind = FRAME_JOIN;
+        break;
+      }
+      case 0x0b: // end
+      case 0x18: {
+        // delegate closes a try like end does
+        const f = frames.pop();
+        ends = f === undefined || f.kind === FRAME_JOIN || (f.kind === FRAME_BLOCK && f.targeted);
+        break;
+      }
+      case 0x0c: // br
+      case 0x0d: // br_if
+      case 0xd4: // br_on_null
+      case 0xd6: // br_on_non_null
+        target(peekU32(r, at + 1));
+        break;
+      case 0x0e: {
+        // br_table: every label
+        const t = new ByteReader(bytes, at + 1, r.pos);
+        for (let n = t.u32(); n > 0; n--) target(t.u32());
+        target(t.u32());
+        break;
+      }
+      default:
+        break;
+    }
+    if (ends || perInstruction) {
       runs.push({ at: runStart, cost });
       runStart = r.pos;
       cost = 0;
     }
   }
-  if (cost !== 0) throw new WasmFormatError('function body does not end with `end`', end);
-  return { codeStart, runs };
+  if (cost !== 0 || frames.length !== 0) throw new WasmFormatError('function body does not end with `end`', end);
+  return { codeStart, locals, runs };
 }
 
 export interface GasModule {
@@ -264,38 +347,57 @@ class Out {
   }
 }
 
-function chargeCode(left: number, out: number, cost: number): Uint8Array {
+function chargeCode(left: number, out: number, scratch: number, cost: number): Uint8Array {
   const g = uleb(left);
   const f = uleb(out);
+  const t = uleb(scratch);
   const n = sleb(cost);
   return Uint8Array.from([
-    0x23, ...g, 0x42, ...n, 0x54, // global.get $left; i64.const N; i64.lt_u
-    0x04, 0x40, 0x41, 0x01, 0x24, ...f, 0x00, 0x0b, // if; i32.const 1; global.set $out; unreachable; end
-    0x23, ...g, 0x42, ...n, 0x7d, 0x24, ...g, // global.get $left; i64.const N; i64.sub; global.set $left
+    0x23, ...g, 0x42, ...n, 0x7d, 0x22, ...t, 0x24, ...g, // left -= N (kept in $t)
+    0x20, ...t, 0x42, 0x00, 0x53, // $t < 0 ?
+    0x04, 0x40, // if
+    0x20, ...t, 0x42, ...n, 0x7c, 0x24, ...g, // left += N: the run that did not fit is not counted
+    0x41, 0x01, 0x24, ...f, 0x00, // $out = 1; unreachable
+    0x0b, // end
   ]);
 }
 
-function rewriteCode(bytes: Uint8Array, section: Section, left: number, outGlobal: number): { content: Uint8Array; functions: number; runs: number } {
+function rewriteCode(
+  bytes: Uint8Array,
+  section: Section,
+  params: readonly number[],
+  left: number,
+  outGlobal: number,
+  perInstruction: boolean,
+): { content: Uint8Array; functions: number; runs: number } {
   const r = new ByteReader(bytes, section.contentStart, section.end);
   const count = r.u32();
   const out = new Out();
   out.push(uleb(count));
-  const charges = new Map<number, Uint8Array>();
   let runs = 0;
   for (let i = 0; i < count; i++) {
     const size = r.u32();
     const start = r.pos;
     r.skip(size);
-    const parsed = bodyRuns(bytes, start, r.pos);
+    const parsed = bodyRuns(bytes, start, r.pos, perInstruction);
+    const paramCount = params[i];
+    if (paramCount === undefined) throw new WasmFormatError(`function body ${i} has no declared type`);
+    const scratch = paramCount + parsed.locals;
     const body = new Out();
-    body.push(bytes.subarray(start, parsed.codeStart));
+    // Locals: the original groups plus one group of a single i64 (the scratch local).
+    const groups = new ByteReader(bytes, start, parsed.codeStart);
+    const groupCount = groups.u32();
+    body.push(uleb(groupCount + 1));
+    body.push(bytes.subarray(groups.pos, parsed.codeStart));
+    body.push([0x01, 0x7e]);
+    const charges = new Map<number, Uint8Array>();
     const list = parsed.runs;
     for (let k = 0; k < list.length; k++) {
       const run = list[k] as Run;
       const next = k + 1 < list.length ? (list[k + 1] as Run).at : r.pos;
       let charge = charges.get(run.cost);
       if (charge === undefined) {
-        charge = chargeCode(left, outGlobal, run.cost);
+        charge = chargeCode(left, outGlobal, scratch, run.cost);
         charges.set(run.cost, charge);
       }
       body.push(charge);
@@ -331,7 +433,15 @@ function nameBytes(text: string): number[] {
  * Returns the module rewritten to count its instructions (see the file comment). Throws WasmFormatError for
  * bytes it cannot follow, or a module that already exports one of our names.
  */
-export function instrumentGas(bytes: Uint8Array): GasModule {
+export interface GasOptions {
+  /**
+   * Charge before every single instruction instead of per run. Much slower; the totals are the same, which is
+   * what the tests use it to prove.
+   */
+  readonly perInstruction?: boolean;
+}
+
+export function instrumentGas(bytes: Uint8Array, options: GasOptions = {}): GasModule {
   const summary = summarize(bytes);
   for (const e of summary.exports) {
     if (e.name === GAS_LEFT_EXPORT || e.name === GAS_OUT_EXPORT) throw new WasmFormatError(`the module already exports ${e.name}`);
@@ -339,7 +449,7 @@ export function instrumentGas(bytes: Uint8Array): GasModule {
   const left = summary.importedGlobals + summary.definedGlobals;
   const outGlobal = left + 1;
   const globals = [
-    [0x7e, 0x01, 0x42, ...sleb(-1), 0x0b], // (mut i64) = 2^64-1 until the host sets a budget
+    [0x7e, 0x01, 0x42, ...sleb(GAS_UNLIMITED), 0x0b], // (mut i64) = 2^63-1 until the host sets a budget
     [0x7f, 0x01, 0x41, 0x00, 0x0b], // (mut i32) = 0
   ];
   const exports = [
@@ -354,7 +464,9 @@ export function instrumentGas(bytes: Uint8Array): GasModule {
   replaced.set(SECTION.export, withEntries(bytes, find(SECTION.export), exports));
   const code = find(SECTION.code);
   if (code !== undefined) {
-    const rewritten = rewriteCode(bytes, code, left, outGlobal);
+    const params = summary.functionTypes.slice(summary.importedFunctions).map((t) => summary.types[t]?.params.length ?? -1);
+    if (params.includes(-1)) throw new WasmFormatError('a function has a type that is not a function type');
+    const rewritten = rewriteCode(bytes, code, params, left, outGlobal, options.perInstruction ?? false);
     replaced.set(SECTION.code, rewritten.content);
     functions = rewritten.functions;
     runs = rewritten.runs;

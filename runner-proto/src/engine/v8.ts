@@ -1,39 +1,49 @@
 /**
- * The default engine: V8's WebAssembly with our WASI host, one worker thread per running instance.
+ * The default engine: V8's WebAssembly with our WASI host, in worker threads.
  *
- * - Compiled modules are kept per digest; the `WebAssembly.Module` is posted to a worker for each run (modules
- *   clone to workers without recompiling).
- * - Workers are pooled: a few idle ones are spawned ahead (a spawn costs tens of milliseconds). A worker goes back
- *   to the pool only when the instance ended by itself (exit, trap, load, output limit), since its run state is
+ * - Compiled modules are kept per digest; a `WebAssembly.Module` posted to a worker shares its compiled code.
+ * - Variants: a memory page limit is a rewritten memory maximum (memory-limit.ts) and gas is an instrumented
+ *   copy (gas.ts); each variant is compiled once per (digest, pages, gas) and cached.
+ * - One worker runs one thing at a time: a command's `_start`, or one reactor instance's calls. Time limits and
+ *   kills use `worker.terminate()`, which interrupts wasm mid-loop, so nothing else may share that thread.
+ * - Generic pool: `poolSize` idle workers are spawned ahead (a spawn costs tens of milliseconds). A worker goes
+ *   back to the pool only when its instance ended by itself (exit, trap, load, output limit), since its state is
  *   then provably unwound; after a timeout, kill or crash it is terminated and replaced.
- * - Time limits and kills use `worker.terminate()`, which interrupts wasm mid-loop.
- * - The memory page limit is a rewritten memory maximum (memory-limit.ts); variants are cached per page count.
+ * - Warm pools (`prewarm`): workers dedicated to one variant that keep `instancesPerWorker` instances
+ *   instantiated ahead, so a run only configures argv/env and calls `_start` (stats.start = 'warm'), and
+ *   `instantiate()` only runs `_initialize`. A warm worker taken by a reactor leaves the pool and is replaced.
+ * - Reactor calls go through a SharedArrayBuffer queue per worker (call-queue.ts), not postMessage.
  */
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
 
 import { AgentError } from '../errors/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { type WasmModule, wasmApi } from '../wasi/index.js';
+import { DEFAULT_QUEUE_WORDS } from './call-queue.js';
+import { instrumentGas } from './gas.js';
 import { limitMemoryPages } from './memory-limit.js';
-import { createOutputRing, DEFAULT_RING_BYTES, RingReader } from './output-ring.js';
+import { DEFAULT_RING_BYTES } from './output-ring.js';
 import {
   type CompiledModule,
   type Engine,
   EXIT_CODE_ABORT,
-  EXIT_CODE_LOAD,
+  type ReactorInstance,
   type RunEvents,
+  type RunLimits,
   type RunningInstance,
   type RunRequest,
-  type RunResult,
 } from './types.js';
-import type { Outcome, RunMessage, WorkerData, WorkerMessage } from './worker-protocol.js';
+import { type HandleOptions, WorkerHandle, type WorkerOwner } from './v8-handle.js';
+import { type CallableExport, callableExports, type ReactorHost, V8Reactor } from './v8-reactor.js';
+import { describe, type Launch, type RunHost, runSpecOf, V8Run } from './v8-run.js';
+import { exportedFunctions, summarize } from './wasm-binary.js';
+import type { ExportSpec, Outcome, WorkerMessage } from './worker-protocol.js';
 
 /** wasm32 cannot address more than 65536 pages, so a limit at or above it changes nothing. */
 const WASM32_MAX_PAGES = 65536;
 
 export interface V8EngineOptions {
-  /** Idle workers kept ready; 0 spawns one per run. Default 2. */
+  /** Idle generic workers kept ready; 0 spawns one per run. Default 2. */
   readonly poolSize?: number;
   readonly logger?: Logger;
   /** Worker script; defaults to the compiled v8-worker.js next to this file. */
@@ -47,20 +57,84 @@ export interface V8EngineOptions {
    * outside (it can only keep running by catching our sentinel with wasm exception handling). Default 1000 ms.
    */
   readonly endingGraceMs?: number;
+  /** Instances each warm-pool worker keeps instantiated ahead (see `prewarm`). Default 1. */
+  readonly instancesPerWorker?: number;
+  /**
+   * Polls of the request counter an idle worker makes before it blocks in Atomics.wait. Polling answers a
+   * caller's next call without a futex wake (tens of microseconds) at the price of a little CPU after each
+   * burst. Default 2000 (roughly 10–40 µs).
+   */
+  readonly spinIterations?: number;
+  /** 8-byte words per direction in each worker's call queue (power of two). Default 8192. */
+  readonly queueWords?: number;
+}
+
+interface Variant {
+  readonly key: string;
+  readonly module: Promise<WasmModule | string>;
+  readonly gas: boolean;
+  pool: WarmPool | undefined;
 }
 
 interface CompiledEntry {
+  readonly digest: string;
   readonly module: WasmModule;
   readonly bytes: Uint8Array;
   readonly kind: CompiledModule['kind'];
-  readonly variants: Map<number, Promise<WasmModule | string>>;
+  /** Callable exports, or why their signatures could not be read. */
+  readonly exports: { specs: ExportSpec[]; byName: Map<string, CallableExport | string> } | string;
+  /** A wasm start function runs at instantiation, so instances cannot be created before the run's argv is known. */
+  readonly hasStartFunction: boolean;
+  readonly variants: Map<string, Variant>;
 }
 
-interface PooledWorker {
-  readonly worker: Worker;
-  readonly ring: RingReader;
-  current: V8Run | undefined;
-  dead: boolean;
+interface ReadyWaiter {
+  readonly resolve: (ready: number) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** Workers dedicated to one variant, each keeping `keep` instances ready. */
+class WarmPool {
+  target = 0;
+  keep: number;
+  readonly workers = new Set<WorkerHandle>();
+  waiters: ReadyWaiter[] = [];
+  failure: string | undefined;
+
+  constructor(
+    readonly variant: Variant,
+    keep: number,
+  ) {
+    this.keep = keep;
+  }
+
+  /** Workers this pool should have. */
+  wanted(): number {
+    return this.target <= 0 ? 0 : Math.ceil(this.target / Math.max(1, this.keep));
+  }
+
+  readyInstances(): number {
+    let n = 0;
+    for (const h of this.workers) if (!h.dead && h.owner === undefined) n += h.loaded.get(this.variant.key) ?? 0;
+    return n;
+  }
+
+  /** Every wanted worker has loaded the module and filled its instances. */
+  isReady(): boolean {
+    let acked = 0;
+    for (const h of this.workers) if (!h.dead && h.loaded.has(this.variant.key)) acked++;
+    return acked >= this.wanted() && this.readyInstances() >= Math.min(this.target, this.wanted() * this.keep);
+  }
+
+  settle(): void {
+    if (this.failure !== undefined) {
+      const err = new AgentError('AGT_ERR_RUN_LOAD', `cannot prewarm ${this.variant.key}: ${this.failure}`);
+      for (const w of this.waiters.splice(0)) w.reject(err);
+    } else if (this.isReady()) {
+      const ready = this.readyInstances();
+      for (const w of this.waiters.splice(0)) w.resolve(ready);
+    }
+  }
 }
 
 function kindOf(module: WasmModule): CompiledModule['kind'] {
@@ -75,47 +149,58 @@ function kindOf(module: WasmModule): CompiledModule['kind'] {
   return 'library';
 }
 
-/** Structured clone copies a view's whole backing buffer; a view into a large buffer is sliced first. */
-function compact(bytes: Uint8Array | undefined): Uint8Array | undefined {
-  if (bytes === undefined || bytes.byteLength === bytes.buffer.byteLength) return bytes;
-  return bytes.slice();
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 export class V8Engine implements Engine {
   readonly name = 'v8';
-
-  private readonly modules = new Map<string, CompiledEntry>();
-  private readonly idle: PooledWorker[] = [];
-  private readonly all = new Set<PooledWorker>();
-  private readonly runs = new Set<V8Run>();
-  private readonly poolSize: number;
-  private readonly workerUrl: URL;
-  private readonly ringBytes: number;
-  private readonly stackSizeMb: number;
   readonly endingGraceMs: number;
   readonly log: Logger;
+
+  private readonly modules = new Map<string, CompiledEntry>();
+  private readonly idle: WorkerHandle[] = [];
+  private readonly all = new Set<WorkerHandle>();
+  private readonly runs = new Set<V8Run>();
+  private readonly reactors = new Set<V8Reactor>();
+  private readonly pools = new Map<string, WarmPool>();
+  private readonly poolSize: number;
+  private readonly instancesPerWorker: number;
+  private readonly handleOptions: HandleOptions;
+  private readonly runHost: RunHost;
+  private readonly reactorHost: ReactorHost;
   private warmed = false;
   private closed = false;
 
   constructor(options: V8EngineOptions = {}) {
     wasmApi(); // fail at construction, with a clear message, under --jitless
     this.poolSize = Math.max(0, options.poolSize ?? 2);
-    this.workerUrl = options.workerUrl ?? new URL('./v8-worker.js', import.meta.url);
-    this.ringBytes = options.ringBytes ?? DEFAULT_RING_BYTES;
-    this.stackSizeMb = options.stackSizeMb ?? 4;
+    this.instancesPerWorker = Math.max(1, Math.floor(options.instancesPerWorker ?? 1));
+    this.handleOptions = {
+      workerUrl: options.workerUrl ?? new URL('./v8-worker.js', import.meta.url),
+      ringBytes: options.ringBytes ?? DEFAULT_RING_BYTES,
+      stackSizeMb: options.stackSizeMb ?? 4,
+      spin: Math.max(0, Math.floor(options.spinIterations ?? 2000)),
+      queueWords: options.queueWords ?? DEFAULT_QUEUE_WORDS,
+    };
     this.endingGraceMs = options.endingGraceMs ?? 1000;
     this.log = options.logger ?? createLogger('engine');
+    this.runHost = {
+      endingGraceMs: this.endingGraceMs,
+      acquire: (owner, key) => this.acquire(owner, key),
+      release: (handle, reusable) => this.release(handle, reusable),
+      destroy: (handle) => this.destroy(handle),
+      warnListener: this.warnListener,
+    };
+    this.reactorHost = {
+      endingGraceMs: this.endingGraceMs,
+      destroy: (handle) => this.destroy(handle),
+      forgetReactor: (reactor) => void this.reactors.delete(reactor),
+      warnListener: this.warnListener,
+    };
   }
 
   async compile(digest: string, bytes: Uint8Array): Promise<CompiledModule> {
     if (this.closed) throw new AgentError('AGT_ERR_RUN_LOAD', 'the engine is closed', { digest });
     const known = this.modules.get(digest);
     if (known !== undefined) return { digest, kind: known.kind };
-    // Copied: the caller may reuse its buffer, and memory-limited variants are rewritten from these bytes later.
+    // Copied: the caller may reuse its buffer, and variants are rewritten from these bytes later.
     const copy = bytes.slice();
     let module: WasmModule;
     try {
@@ -123,27 +208,134 @@ export class V8Engine implements Engine {
     } catch (err) {
       throw new AgentError('AGT_ERR_RUN_LOAD', `module ${digest} does not compile: ${describe(err)}`, { digest }, { cause: err });
     }
-    const entry: CompiledEntry = { module, bytes: copy, kind: kindOf(module), variants: new Map() };
+    let exports: CompiledEntry['exports'];
+    let hasStartFunction = false;
+    try {
+      const summary = summarize(copy);
+      hasStartFunction = summary.hasStartSection;
+      exports = callableExports(exportedFunctions(summary));
+    } catch (err) {
+      exports = `cannot read the export signatures: ${describe(err)}`;
+    }
+    const entry: CompiledEntry = { digest, module, bytes: copy, kind: kindOf(module), exports, hasStartFunction, variants: new Map() };
     this.modules.set(digest, entry);
     this.warm();
     return { digest, kind: entry.kind };
   }
 
   run(module: CompiledModule, request: RunRequest, events: RunEvents): RunningInstance {
-    const run = new V8Run(this, request, events);
+    const run = new V8Run(this.runHost, request, events);
     this.runs.add(run);
     void run.result.finally(() => this.runs.delete(run));
     const entry = this.modules.get(module.digest);
     if (this.closed) run.fail('the engine is closed');
     else if (entry === undefined) run.fail(`module ${module.digest} is not compiled (or was forgotten)`);
     else if (entry.kind !== 'command') run.fail(`module ${module.digest} is a ${entry.kind}: it has no _start to run`);
-    else run.begin(this.moduleFor(entry, request.limits?.memoryPages));
+    else {
+      const variant = this.variantFor(entry, request.limits);
+      const gas = gasOf(request.limits);
+      run.begin(variant.module.then((m): Launch | string => (typeof m === 'string' ? m : { key: variant.key, module: m, gas })));
+    }
     return { result: run.result, kill: (graceMs?: number) => run.kill(graceMs ?? 0) };
+  }
+
+  async instantiate(module: CompiledModule, request: RunRequest, events: RunEvents): Promise<ReactorInstance> {
+    const entry = this.modules.get(module.digest);
+    const loadError = (message: string): AgentError => new AgentError('AGT_ERR_RUN_LOAD', message, { digest: module.digest });
+    if (this.closed) throw loadError('the engine is closed');
+    if (entry === undefined) throw loadError(`module ${module.digest} is not compiled (or was forgotten)`);
+    if (typeof entry.exports === 'string') throw loadError(`module ${module.digest}: ${entry.exports}`);
+    const variant = this.variantFor(entry, request.limits);
+    const compiled = await variant.module;
+    if (typeof compiled === 'string') throw loadError(`module ${module.digest}: ${compiled}`);
+    if (this.closed) throw loadError('the engine is closed');
+    const requestedAt = performance.timeOrigin + performance.now();
+    let reactor: V8Reactor | undefined;
+    const owner: WorkerOwner = {
+      onMessage: (msg: WorkerMessage) => reactor?.onMessage(msg),
+      onError: (err: Error) => reactor?.onError(err),
+      onExit: (code: number) => reactor?.onExit(code),
+    };
+    const { handle, holdsModule } = this.acquire(owner, variant.key, true);
+    reactor = new V8Reactor(this.reactorHost, handle, { exports: entry.exports.byName, instrumented: variant.gas, limits: request.limits }, events);
+    handle.owner = reactor;
+    this.reactors.add(reactor);
+    handle.send({
+      type: 'instantiate',
+      key: variant.key,
+      module: holdsModule ? undefined : compiled,
+      run: runSpecOf(request, false),
+      gas: gasOf(request.limits),
+      requestedAt,
+      exports: entry.exports.specs,
+    });
+    handle.ref();
+    const timeMs = request.limits?.timeMs;
+    const timer =
+      timeMs !== undefined && timeMs > 0
+        ? setTimeout(() => reactor?.fail({ reason: 'timeout', exitCode: EXIT_CODE_ABORT, message: `_initialize exceeded the time limit of ${timeMs} ms` }), timeMs)
+        : undefined;
+    try {
+      await reactor.ready;
+    } catch (err) {
+      const outcome = err as Outcome;
+      throw loadError(`module ${module.digest} could not be instantiated: ${outcome.reason}${outcome.message !== undefined ? `: ${outcome.message}` : ''}`);
+    } finally {
+      clearTimeout(timer);
+      handle.resetRefs();
+    }
+    return reactor;
+  }
+
+  /**
+   * Keeps `count` instances of a module (in the variant `limits` selects: memory pages, gas on/off) instantiated
+   * ahead, on `ceil(count / instancesPerWorker)` dedicated workers; 0 releases them (scale to zero). Resolves
+   * with the number of ready instances once they are all ready; rejects with AGT_ERR_RUN_LOAD if the module
+   * cannot be instantiated. Modules with a wasm start function are only loaded ahead (their start function must
+   * see the run's argv), so their runs stay 'cold'.
+   */
+  async prewarm(module: CompiledModule, count: number, limits?: Pick<RunLimits, 'memoryPages' | 'gas'>): Promise<number> {
+    const entry = this.modules.get(module.digest);
+    if (this.closed) throw new AgentError('AGT_ERR_RUN_LOAD', 'the engine is closed', { digest: module.digest });
+    if (entry === undefined) throw new AgentError('AGT_ERR_RUN_LOAD', `module ${module.digest} is not compiled (or was forgotten)`, { digest: module.digest });
+    const variant = this.variantFor(entry, limits);
+    const compiled = await variant.module;
+    if (typeof compiled === 'string') throw new AgentError('AGT_ERR_RUN_LOAD', `module ${module.digest}: ${compiled}`, { digest: module.digest });
+    let pool = variant.pool;
+    if (pool === undefined) {
+      pool = new WarmPool(variant, entry.hasStartFunction ? 0 : this.instancesPerWorker);
+      variant.pool = pool;
+      this.pools.set(variant.key, pool);
+    }
+    pool.target = Math.max(0, Math.floor(count));
+    pool.failure = undefined;
+    this.balance(pool, compiled);
+    const ready = new Promise<number>((resolve, reject) => pool.waiters.push({ resolve, reject }));
+    pool.settle();
+    return ready;
+  }
+
+  /** Instances ready in a module's warm pool (for the variant `limits` selects). */
+  warmInstances(module: CompiledModule, limits?: Pick<RunLimits, 'memoryPages' | 'gas'>): number {
+    const entry = this.modules.get(module.digest);
+    if (entry === undefined) return 0;
+    return this.variantFor(entry, limits).pool?.readyInstances() ?? 0;
   }
 
   forget(digest: string): void {
     // Running instances hold their own reference to the module; only future runs are affected.
+    const entry = this.modules.get(digest);
     this.modules.delete(digest);
+    if (entry === undefined) return;
+    for (const variant of entry.variants.values()) {
+      const pool = variant.pool;
+      if (pool === undefined) continue;
+      pool.target = 0;
+      pool.failure = 'the module was forgotten';
+      pool.settle();
+      this.pools.delete(variant.key);
+      for (const h of [...pool.workers]) if (h.owner === undefined) void this.destroy(h);
+    }
   }
 
   async close(): Promise<void> {
@@ -153,27 +345,84 @@ export class V8Engine implements Engine {
       run.kill(0);
       return run.result;
     });
-    await Promise.allSettled(pending);
+    await Promise.allSettled([...pending, ...[...this.reactors].map((r) => r.close())]);
+    for (const pool of this.pools.values()) {
+      pool.target = 0;
+      pool.failure = 'the engine is closed';
+      pool.settle();
+    }
     const workers = [...this.all];
     this.idle.length = 0;
     await Promise.allSettled(workers.map((w) => this.destroy(w)));
   }
 
-  /** The module to instantiate for a page limit: the original, or a cached variant with a lowered maximum. */
-  private moduleFor(entry: CompiledEntry, memoryPages: number | undefined): Promise<WasmModule | string> {
-    if (memoryPages === undefined || memoryPages <= 0 || memoryPages >= WASM32_MAX_PAGES) {
-      return Promise.resolve(entry.module);
-    }
-    let variant = entry.variants.get(memoryPages);
+  // ---- variants ---------------------------------------------------------------------------------------------
+
+  /** The variant for a page limit and gas on/off: compiled once, cached. */
+  private variantFor(entry: CompiledEntry, limits: Pick<RunLimits, 'memoryPages' | 'gas'> | undefined): Variant {
+    const raw = limits?.memoryPages;
+    const pages = raw === undefined || raw <= 0 || raw >= WASM32_MAX_PAGES ? 0 : Math.floor(raw);
+    const gas = gasOf(limits) !== undefined;
+    const key = `${entry.digest}#pages=${pages}#gas=${gas ? 1 : 0}`;
+    let variant = entry.variants.get(key);
     if (variant === undefined) {
-      const limited = limitMemoryPages(entry.bytes, memoryPages);
-      if (!limited.ok) variant = Promise.resolve(limited.message);
-      else if (!limited.changed) variant = Promise.resolve(entry.module);
-      else variant = wasmApi().compile(limited.bytes).catch((err: unknown) => `memory-limited variant does not compile: ${describe(err)}`);
-      entry.variants.set(memoryPages, variant);
+      variant = { key, module: this.buildVariant(entry, pages, gas), gas, pool: undefined };
+      entry.variants.set(key, variant);
     }
     return variant;
   }
+
+  private async buildVariant(entry: CompiledEntry, pages: number, gas: boolean): Promise<WasmModule | string> {
+    let bytes = entry.bytes;
+    let changed = false;
+    if (pages > 0) {
+      const limited = limitMemoryPages(bytes, pages);
+      if (!limited.ok) return limited.message;
+      bytes = limited.bytes;
+      changed = limited.changed;
+    }
+    if (gas) {
+      try {
+        bytes = instrumentGas(bytes).bytes;
+        changed = true;
+      } catch (err) {
+        return `cannot instrument the module for gas: ${describe(err)}`;
+      }
+    }
+    if (!changed) return entry.module;
+    try {
+      return await wasmApi().compile(bytes);
+    } catch (err) {
+      return `${gas ? 'gas-instrumented' : 'memory-limited'} variant does not compile: ${describe(err)}`;
+    }
+  }
+
+  // ---- workers ----------------------------------------------------------------------------------------------
+
+  private readonly handleEvents = {
+    onPoolMessage: (handle: WorkerHandle, msg: Extract<WorkerMessage, { type: 'ready' | 'load-failed' }>): void => {
+      const pool = handle.poolKey === undefined ? undefined : this.pools.get(handle.poolKey);
+      if (msg.type === 'ready') {
+        handle.loaded.set(msg.key, msg.count);
+        if (pool !== undefined && handle.owner === undefined && msg.count >= pool.keep) handle.resetRefs();
+        pool?.settle();
+      } else if (pool !== undefined && pool.variant.key === msg.key) {
+        // The variant cannot be instantiated: stop trying, and fail whoever waits for it.
+        handle.resetRefs();
+        pool.failure = msg.message;
+        pool.target = 0;
+        pool.settle();
+        for (const h of [...pool.workers]) if (h.owner === undefined) void this.destroy(h);
+      }
+    },
+    onOrphan: (_handle: WorkerHandle, what: string, err?: Error): void => this.log.warn({ err }, what),
+    onExit: (handle: WorkerHandle): void => {
+      this.all.delete(handle);
+      const at = this.idle.indexOf(handle);
+      if (at >= 0) this.idle.splice(at, 1);
+      this.leavePool(handle);
+    },
+  };
 
   private warm(): void {
     if (this.warmed || this.closed) return;
@@ -181,55 +430,105 @@ export class V8Engine implements Engine {
     while (this.idle.length < this.poolSize) this.idle.push(this.spawn());
   }
 
-  private spawn(): PooledWorker {
-    const data: WorkerData = { ring: createOutputRing(this.ringBytes) };
-    const worker = new Worker(this.workerUrl, {
-      workerData: data,
-      resourceLimits: { stackSizeMb: this.stackSizeMb },
-      stdin: false,
-    });
-    const pooled: PooledWorker = { worker, ring: new RingReader(data.ring), current: undefined, dead: false };
-    this.all.add(pooled);
-    // Listeners live for the worker's lifetime and dispatch to whichever run holds it; an 'error' without a
-    // listener would crash the runner.
-    worker.on('message', (msg: WorkerMessage) => pooled.current?.onMessage(msg));
-    worker.on('error', (err) => {
-      if (pooled.current !== undefined) pooled.current.onError(err);
-      else this.log.warn({ err }, 'idle engine worker failed');
-    });
-    worker.on('exit', (code) => {
-      pooled.dead = true;
-      this.all.delete(pooled);
-      const at = this.idle.indexOf(pooled);
-      if (at >= 0) this.idle.splice(at, 1);
-      pooled.current?.onExit(code);
-    });
-    worker.unref();
-    return pooled;
+  private spawn(): WorkerHandle {
+    const handle = new WorkerHandle(this.handleOptions, this.handleEvents);
+    this.all.add(handle);
+    return handle;
   }
 
-  /** @internal Hands a worker to a run: an idle one when there is one, else a fresh spawn. */
-  acquire(run: V8Run): PooledWorker {
-    const pooled = this.idle.pop() ?? this.spawn();
-    pooled.current = run;
-    pooled.ring.reset();
-    pooled.worker.ref();
-    return pooled;
+  /** Spawns or retires dedicated workers until the pool has the number it wants. */
+  private balance(pool: WarmPool, module: WasmModule): void {
+    if (this.closed) return;
+    for (const h of pool.workers) if (h.dead) pool.workers.delete(h);
+    const wanted = pool.wanted();
+    while (pool.workers.size < wanted) {
+      const handle = this.spawn();
+      handle.poolKey = pool.variant.key;
+      pool.workers.add(handle);
+      handle.send({ type: 'load', key: pool.variant.key, module, keep: pool.keep });
+      // Keeps the process alive until the worker's instances are ready (prewarm() is awaited on that).
+      handle.ref();
+    }
+    if (pool.workers.size > wanted) {
+      for (const h of [...pool.workers]) {
+        if (pool.workers.size <= wanted) break;
+        if (h.owner === undefined) void this.destroy(h);
+      }
+    }
+  }
+
+  private leavePool(handle: WorkerHandle): void {
+    const key = handle.poolKey;
+    if (key === undefined) return;
+    handle.poolKey = undefined;
+    const pool = this.pools.get(key);
+    if (pool === undefined || !pool.workers.delete(handle)) return;
+    // Replaced in the background, so the pool stays at its size after a timeout, a kill or a reactor taking it.
+    if (!this.closed && pool.workers.size < pool.wanted()) {
+      setImmediate(() => {
+        if (this.closed || this.pools.get(key) !== pool) return;
+        void pool.variant.module.then((m) => {
+          if (typeof m !== 'string') this.balance(pool, m);
+        });
+      });
+    }
   }
 
   /**
-   * @internal A worker whose instance ended by itself goes back to the pool; any other is terminated and, if the
-   * pool is short, replaced in the background. Refilling on release rather than on acquire keeps a steady stream of
-   * runs on the same few workers instead of spawning one per run.
+   * Hands a worker to an owner: an idle one from the variant's warm pool (preferring one with an instance
+   * ready), else a generic idle one, else a fresh spawn. `holdsModule` says the worker already has the module.
    */
-  release(pooled: PooledWorker, reusable: boolean): void {
-    pooled.current = undefined;
-    if (reusable && !pooled.dead && !this.closed && this.idle.length < this.poolSize) {
-      pooled.worker.unref();
-      this.idle.push(pooled);
+  private acquire(owner: WorkerOwner, key: string, forReactor = false): { handle: WorkerHandle; holdsModule: boolean } {
+    const pool = this.pools.get(key);
+    let handle: WorkerHandle | undefined;
+    if (pool !== undefined) {
+      let fallback: WorkerHandle | undefined;
+      for (const h of pool.workers) {
+        if (h.dead || h.owner !== undefined || !h.loaded.has(key)) continue;
+        if ((h.loaded.get(key) ?? 0) > 0) {
+          handle = h;
+          break;
+        }
+        fallback ??= h;
+      }
+      handle ??= fallback;
+    }
+    const holdsModule = handle !== undefined;
+    if (handle !== undefined) {
+      // The worker does not report taking an instance (that would cost a message on the hot path).
+      const ready = handle.loaded.get(key) ?? 0;
+      if (ready > 0) handle.loaded.set(key, ready - 1);
+    }
+    handle ??= this.idle.pop() ?? this.spawn();
+    handle.owner = owner;
+    handle.ring.reset();
+    handle.resetRefs();
+    handle.ref();
+    // A reactor keeps its worker for good: it leaves the pool, which spawns a replacement.
+    if (forReactor) this.leavePool(handle);
+    return { handle, holdsModule };
+  }
+
+  /**
+   * A worker whose instance ended by itself goes back where it came from (its warm pool, or the generic pool);
+   * any other is terminated and, if the generic pool is short, replaced in the background. Refilling on release
+   * rather than on acquire keeps a steady stream of runs on the same few workers instead of spawning one per run.
+   */
+  private release(handle: WorkerHandle, reusable: boolean): void {
+    handle.owner = undefined;
+    handle.resetRefs();
+    if (handle.poolKey !== undefined) {
+      // A warm worker stays in its pool unless the pool shrank or went away (forget, scale to zero).
+      const pool = this.pools.get(handle.poolKey);
+      if (pool !== undefined && reusable && !handle.dead && !this.closed && pool.workers.size <= pool.wanted()) return;
+      void this.destroy(handle);
       return;
     }
-    void this.destroy(pooled);
+    if (reusable && !handle.dead && !this.closed && this.idle.length < this.poolSize) {
+      this.idle.push(handle);
+      return;
+    }
+    void this.destroy(handle);
     if (!this.closed && this.idle.length < this.poolSize) {
       setImmediate(() => {
         if (!this.closed && this.idle.length < this.poolSize) this.idle.push(this.spawn());
@@ -237,169 +536,23 @@ export class V8Engine implements Engine {
     }
   }
 
-  /** @internal */
-  async destroy(pooled: PooledWorker): Promise<void> {
-    this.all.delete(pooled);
-    if (pooled.dead) return;
-    pooled.dead = true;
+  private async destroy(handle: WorkerHandle): Promise<void> {
+    this.all.delete(handle);
+    const at = this.idle.indexOf(handle);
+    if (at >= 0) this.idle.splice(at, 1);
+    this.leavePool(handle);
+    if (handle.dead) return;
     try {
-      await pooled.worker.terminate();
+      await handle.terminate();
     } catch (err) {
       this.log.warn({ err }, 'engine worker did not terminate cleanly');
     }
   }
+
+  private readonly warnListener = (err: unknown): void => this.log.warn({ err }, 'an output listener threw; output continues');
 }
 
-type RunState = 'preparing' | 'running' | 'stopping' | 'finished';
-
-/** One instance's life on the runner side. */
-class V8Run {
-  readonly result: Promise<RunResult>;
-  private resolve!: (result: RunResult) => void;
-  private state: RunState = 'preparing';
-  private pooled: PooledWorker | undefined;
-  private readonly startedAt = performance.now();
-  private timeLimit: NodeJS.Timeout | undefined;
-  private killTimer: NodeJS.Timeout | undefined;
-  private endingTimer: NodeJS.Timeout | undefined;
-  private announced: Outcome | undefined;
-  private workerError: Error | undefined;
-
-  constructor(
-    private readonly engine: V8Engine,
-    private readonly request: RunRequest,
-    private readonly events: RunEvents,
-  ) {
-    this.result = new Promise((resolve) => {
-      this.resolve = resolve;
-    });
-  }
-
-  fail(message: string): void {
-    this.finish({ reason: 'load', exitCode: EXIT_CODE_LOAD, message }, 0);
-  }
-
-  begin(module: Promise<WasmModule | string>): void {
-    module.then(
-      (m) => this.launch(m),
-      (err: unknown) => this.fail(describe(err)),
-    );
-  }
-
-  private launch(module: WasmModule | string): void {
-    if (this.state !== 'preparing') return; // killed while the variant compiled
-    if (typeof module === 'string') return this.fail(module);
-    const pooled = this.engine.acquire(this);
-    this.pooled = pooled;
-    this.state = 'running';
-    const message: RunMessage = {
-      type: 'run',
-      module,
-      args: [this.request.argv0, ...this.request.args],
-      env: { ...this.request.env },
-      preopens: (this.request.preopens ?? []).map((p) => ({ guest: p.guest, host: p.host, readonly: p.readonly })),
-      stdin: compact(this.request.stdin),
-      outputBytes: this.request.limits?.outputBytes || undefined,
-    };
-    pooled.worker.postMessage(message);
-  }
-
-  kill(graceMs: number): void {
-    if (this.state === 'finished' || this.state === 'stopping') return;
-    const stop = (): void => this.stop({ reason: 'killed', exitCode: EXIT_CODE_ABORT, message: 'killed' });
-    if (graceMs <= 0) stop();
-    else this.killTimer ??= setTimeout(stop, graceMs);
-  }
-
-  onMessage(msg: WorkerMessage): void {
-    if (this.state !== 'running') return;
-    switch (msg.type) {
-      case 'started': {
-        const ms = this.request.limits?.timeMs;
-        if (ms !== undefined && ms > 0) {
-          this.timeLimit = setTimeout(
-            () => this.stop({ reason: 'timeout', exitCode: EXIT_CODE_ABORT, message: `time limit of ${ms} ms exceeded` }),
-            ms,
-          );
-        }
-        return;
-      }
-      case 'doorbell':
-        this.drain();
-        return;
-      case 'ending': {
-        const outcome = msg.outcome;
-        this.announced = outcome;
-        this.endingTimer ??= setTimeout(() => this.stop(outcome), this.engine.endingGraceMs);
-        return;
-      }
-      case 'done':
-        this.drain();
-        this.finish(msg.outcome, msg.peakPages, true);
-        return;
-    }
-  }
-
-  onError(err: Error): void {
-    this.workerError = err;
-  }
-
-  onExit(code: number): void {
-    if (this.state !== 'running') return;
-    const err = this.workerError;
-    const outOfMemory = (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
-    this.drain();
-    this.finish(
-      this.announced ?? {
-        reason: outOfMemory ? 'memory' : 'trap',
-        exitCode: EXIT_CODE_ABORT,
-        message: err !== undefined ? `engine worker failed: ${err.message}` : `engine worker exited with code ${code}`,
-      },
-      this.pooled?.ring.pages() ?? 0,
-    );
-  }
-
-  /** Ends the instance from outside: terminate the worker, then deliver whatever output it had already written. */
-  private stop(outcome: Outcome): void {
-    if (this.state === 'finished' || this.state === 'stopping') return;
-    const pooled = this.pooled;
-    if (this.state === 'preparing' || pooled === undefined) {
-      this.finish(outcome, 0);
-      return;
-    }
-    this.state = 'stopping';
-    void this.engine.destroy(pooled).then(() => {
-      this.drain();
-      this.finish(outcome, pooled.ring.pages());
-    });
-  }
-
-  private drain(): void {
-    const pooled = this.pooled;
-    if (pooled === undefined || this.state === 'finished') return;
-    pooled.ring.drain((fd, chunk) => {
-      try {
-        if (fd === 2) this.events.onStderr(chunk);
-        else this.events.onStdout(chunk);
-      } catch (err) {
-        this.engine.log.warn({ err }, 'an output listener threw; output continues');
-      }
-    });
-  }
-
-  private finish(outcome: Outcome, peakPages: number, reusable = false): void {
-    if (this.state === 'finished') return;
-    this.state = 'finished';
-    clearTimeout(this.timeLimit);
-    clearTimeout(this.killTimer);
-    clearTimeout(this.endingTimer);
-    if (this.pooled !== undefined) this.engine.release(this.pooled, reusable);
-    const result: RunResult = {
-      reason: outcome.reason,
-      exitCode: outcome.exitCode,
-      ...(outcome.message !== undefined ? { message: outcome.message } : {}),
-      stats: { wallMs: performance.now() - this.startedAt, peakPages },
-    };
-    this.resolve(result);
-  }
+function gasOf(limits: Pick<RunLimits, 'gas'> | undefined): number | undefined {
+  const gas = limits?.gas;
+  return gas !== undefined && gas > 0 ? gas : undefined;
 }

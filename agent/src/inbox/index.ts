@@ -1,0 +1,3 @@
+export { Inbox } from './inbox.js';
+export type { InboxEvent, InboxOptions } from './inbox.js';
+export { readSidecar } from './sidecar.js';

@@ -1,0 +1,2 @@
+export { Reconciler } from './reconciler.js';
+export type { ConvergeReport, Trigger } from './reconciler.js';
