@@ -41,7 +41,7 @@ export interface AgentStatus {
   readonly runsActive: number;
   readonly runsTotal: number;
   readonly uptimeSec: number;
-  readonly agent: { readonly pid: number; readonly rssBytes: number; readonly node: string };
+  readonly agent: { readonly pid: number; readonly rssBytes: number; readonly heapUsedBytes: number; readonly heapTotalBytes: number; readonly node: string };
   readonly trust: { readonly requireSignature: boolean; readonly keys: ReadonlyArray<{ id: string; label: string }> };
   readonly reconcile?: ConvergeReport;
 }
@@ -229,7 +229,10 @@ export class AgentCore {
       runsActive: this.runsActive,
       runsTotal: this.runsTotal,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
-      agent: { pid: process.pid, rssBytes: process.memoryUsage.rss(), node: process.version },
+      agent: (() => {
+        const m = process.memoryUsage();
+        return { pid: process.pid, rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, node: process.version };
+      })(),
       trust: { requireSignature: this.trust.policy.requireSignature, keys: this.trust.list() },
       ...(this.reconciler.last ? { reconcile: this.reconciler.last } : {}),
     };

@@ -22,6 +22,10 @@ export interface LocalSystemOptions {
   readonly readyTimeoutMs?: number;
   readonly runnerArgs?: readonly string[];
   readonly agentArgs?: readonly string[];
+  /** Extra environment for the agent (WASMEDGE_AGENT_* overrides, tokens). */
+  readonly agentEnv?: NodeJS.ProcessEnv;
+  /** Node flags for the agent process (e.g. --max-semi-space-size=2, as the systemd unit uses). */
+  readonly agentNodeArgs?: readonly string[];
 }
 
 export interface CliResult {
@@ -31,7 +35,7 @@ export interface CliResult {
 }
 
 /** Waits for a child to print READY on stdout, bounded; fails with what it printed on stderr. */
-function waitReady(child: ChildProcess, what: string, timeoutMs: number): Promise<void> {
+function waitReady(child: ChildProcess, what: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let stderr = '';
     let stdout = '';
@@ -43,7 +47,7 @@ function waitReady(child: ChildProcess, what: string, timeoutMs: number): Promis
       stdout += c.toString();
       if (stdout.includes('READY\n')) {
         cleanup();
-        resolve();
+        resolve(stdout);
       }
     };
     const onErr = (c: Buffer): void => {
@@ -95,6 +99,8 @@ export class LocalSystem {
   agent: ChildProcess | undefined;
   /** Everything the children logged, for a failing test to show. */
   logs = '';
+  /** The agent's TCP port when it was started with --tcp. */
+  tcpPort: number | undefined;
 
   constructor(options: LocalSystemOptions = {}) {
     this.options = options;
@@ -128,12 +134,20 @@ export class LocalSystem {
 
   async startAgent(): Promise<void> {
     const link = this.transport === 'ring' ? ['--region', this.region, '--notify', this.options.notify ?? 'futex'] : ['--runner-socket', this.runnerSocket];
-    this.agent = spawn(process.execPath, [AGENT_MAIN, '--socket', this.agentSocket, '--store', this.storeDir, ...link, ...(this.options.agentArgs ?? [])], {
-      env: this.env(),
+    this.agent = spawn(process.execPath, [...(this.options.agentNodeArgs ?? []), AGENT_MAIN, '--socket', this.agentSocket, '--store', this.storeDir, ...link, ...(this.options.agentArgs ?? [])], {
+      env: { ...this.env(), ...(this.options.agentEnv ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.capture(this.agent, 'agent');
-    await waitReady(this.agent, 'agent', this.options.readyTimeoutMs ?? 15_000);
+    const out = await waitReady(this.agent, 'agent', this.options.readyTimeoutMs ?? 15_000);
+    const m = /^TCP (\d+)$/m.exec(out);
+    this.tcpPort = m ? Number(m[1]) : undefined;
+  }
+
+  /** SIGKILLs the runner and starts a new one on the same region (or socket); resolves once it is READY. */
+  async restartRunner(): Promise<void> {
+    await stopChild(this.runner, 'SIGKILL');
+    await this.startRunner();
   }
 
   async start(): Promise<this> {

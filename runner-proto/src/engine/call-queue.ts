@@ -36,6 +36,9 @@ export const CTL = {
   CURRENT: 6,
 } as const;
 
+/** CURRENT while `_initialize` runs (call seqs are 1..2^31-1). */
+export const INIT_SEQ = -1;
+
 /** Float64 index of the start time (ms, `nowMs()` clock) of the CURRENT call. */
 export const CURRENT_START_F64 = 8;
 

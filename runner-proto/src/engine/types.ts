@@ -87,6 +87,10 @@ export type CallResult =
  */
 export interface ReactorInstance {
   readonly alive: boolean;
+  /** `warm`: taken from a warm pool (instantiated ahead); `cold`: instantiated on request. */
+  readonly start?: 'cold' | 'warm';
+  /** Milliseconds from the instantiate request to `_initialize` being called. */
+  readonly startMs?: number;
   /** Calls an exported function; argument types must match the export's signature. Never throws. */
   call(fn: string, args: readonly WasmValue[], limits?: Pick<RunLimits, 'timeMs' | 'gas'>): Promise<CallResult>;
   /** Bytes of this instance's linear memory right now. */

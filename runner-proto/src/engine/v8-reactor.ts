@@ -16,6 +16,7 @@ import {
   header,
   headerKind,
   headerWords,
+  INIT_SEQ,
   nowMs,
   REQ_CALL,
   RES_OK,
@@ -212,7 +213,9 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
     }
     const timeMs = limits?.timeMs ?? this.settings.limits?.timeMs ?? 0;
     return new Promise<CallResult>((resolve) => {
-      const p: Pending = { seq: (this.seq = (this.seq + 1) | 0), fn: target, args: encoded, budget, timeMs: timeMs > 0 ? timeMs : 0, startedAt: performance.now(), resolve };
+      // Seqs stay positive: INIT_SEQ (-1) marks `_initialize` in the queue header.
+      this.seq = this.seq >= 0x7fff_ffff ? 1 : this.seq + 1;
+      const p: Pending = { seq: this.seq, fn: target, args: encoded, budget, timeMs: timeMs > 0 ? timeMs : 0, startedAt: performance.now(), resolve };
       // Keeps the process alive while a call is out (Atomics.waitAsync alone does not).
       if (this.inFlight() === 0) this.handle.ref();
       if (this.backlog.length === 0 && this.write(p)) this.handle.commit();
@@ -234,6 +237,8 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
     switch (msg.type) {
       case 'instantiated':
         if (this.state !== 'instantiating') return;
+        clearTimeout(this.watchdog);
+        this.watchdog = undefined;
         this.state = 'ready';
         this.start = msg.start;
         this.startMs = msg.startMs;
@@ -277,9 +282,32 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
     else this.end(outcome, false);
   }
 
+  /**
+   * Enforces a time limit on `_initialize`, counted from when the worker starts it (it stamps INIT_SEQ and the
+   * time in the queue header); a worker still being spawned does not count.
+   */
+  limitInitialize(timeMs: number): void {
+    const check = (): void => {
+      if (this.state !== 'instantiating') return;
+      const ctl = this.handle.queue.ctl;
+      let wait = timeMs;
+      if (Atomics.load(ctl, CTL.CURRENT) === INIT_SEQ) {
+        const elapsed = nowMs() - (this.handle.queue.ctlF64[CURRENT_START_F64] as number);
+        if (elapsed >= timeMs) {
+          this.fail({ reason: 'timeout', exitCode: EXIT_CODE_ABORT, message: `_initialize exceeded the time limit of ${timeMs} ms` });
+          return;
+        }
+        wait = timeMs - elapsed;
+      }
+      this.watchdog = setTimeout(check, Math.max(1, wait));
+    };
+    this.watchdog = setTimeout(check, timeMs);
+  }
+
   /** Ends a pending instantiation; the engine turns this into AGT_ERR_RUN_LOAD. */
   fail(outcome: Outcome): void {
     if (this.state !== 'instantiating') return;
+    clearTimeout(this.watchdog);
     this.state = 'ended';
     this.ended = outcome;
     this.settle.reject(outcome);

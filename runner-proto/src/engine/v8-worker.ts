@@ -33,6 +33,7 @@ import {
   header,
   headerKind,
   headerWords,
+  INIT_SEQ,
   nowMs,
   PUBLISH_EVERY,
   QueueView,
@@ -299,6 +300,9 @@ function instantiate(msg: Extract<ControlMessage, { type: 'instantiate' }>): voi
   const startMs = nowMs() - msg.requestedAt;
   const init = prepared.instance.exports._initialize;
   if (typeof init === 'function') {
+    // Lets the runner time `_initialize` from its real start (a cold worker may have taken a while to get here).
+    q.ctlF64[CURRENT_START_F64] = nowMs();
+    Atomics.store(ctl, CTL.CURRENT, INIT_SEQ);
     try {
       (init as () => unknown)();
     } catch (err) {

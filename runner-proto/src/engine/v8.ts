@@ -26,7 +26,6 @@ import { DEFAULT_RING_BYTES } from './output-ring.js';
 import {
   type CompiledModule,
   type Engine,
-  EXIT_CODE_ABORT,
   type ReactorInstance,
   type RunEvents,
   type RunLimits,
@@ -271,17 +270,13 @@ export class V8Engine implements Engine {
     });
     handle.ref();
     const timeMs = request.limits?.timeMs;
-    const timer =
-      timeMs !== undefined && timeMs > 0
-        ? setTimeout(() => reactor?.fail({ reason: 'timeout', exitCode: EXIT_CODE_ABORT, message: `_initialize exceeded the time limit of ${timeMs} ms` }), timeMs)
-        : undefined;
+    if (timeMs !== undefined && timeMs > 0) reactor.limitInitialize(timeMs);
     try {
       await reactor.ready;
     } catch (err) {
       const outcome = err as Outcome;
       throw loadError(`module ${module.digest} could not be instantiated: ${outcome.reason}${outcome.message !== undefined ? `: ${outcome.message}` : ''}`);
     } finally {
-      clearTimeout(timer);
       handle.resetRefs();
     }
     return reactor;
