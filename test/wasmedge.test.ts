@@ -385,3 +385,17 @@ test.serial('fake: an old CLI version is driven without the `run` subcommand', a
     delete process.env.FAKE_WASMEDGE_VERSION;
   }
 });
+
+test.serial('fake: a CLI that ignores --time-limit is killed by the adapter backstop (timeout, 134)', async (t) => {
+  process.env.FAKE_WASMEDGE_IGNORE_TIME_LIMIT = '1';
+  try {
+    const strict = createEngine('wasmedge', { cacheDir: path.join(work, 'cache-strict'), logger: silent, killGraceMs: 300 });
+    const mod = await strict.compile('sha256:spin-strict', exampleBytes('spin'));
+    const run = await runCollect(strict, mod, requestOf('spin.wasm', { limits: { timeMs: 200 } }));
+    t.deepEqual([run.result.reason, run.result.exitCode], ['timeout', 134]);
+    t.true(run.result.stats.wallMs >= 500);
+    await strict.close();
+  } finally {
+    delete process.env.FAKE_WASMEDGE_IGNORE_TIME_LIMIT;
+  }
+});

@@ -223,7 +223,8 @@ function main(): void {
     log('info', ` Gas costs: ${count}`);
     log('info', '=======================   End   ======================');
   };
-  if (time !== undefined && time > 0) {
+  // FAKE_WASMEDGE_IGNORE_TIME_LIMIT: behave like a CLI that never stops by itself (tests the adapter's backstop).
+  if (time !== undefined && time > 0 && process.env.FAKE_WASMEDGE_IGNORE_TIME_LIMIT === undefined) {
     timer = setTimeout(() => {
       void worker.terminate().then(() => {
         log('error', 'execution failed: interrupted, Code: 0x0e');

@@ -26,8 +26,8 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
   const extra: Record<string, string> = {};
   if (e.code === 'AGT_ERR_UNAUTHORIZED') extra['www-authenticate'] = 'Bearer realm="wasmedge-agent"';
   if ((req as unknown as Record<symbol, boolean>)[kCutOff]) {
+    // Node ends the connection after a response that says so.
     extra.connection = 'close';
-    res.once('finish', () => req.socket.destroySoon());
   }
   sendJson(res, e.status, { error: e.toJSON() }, extra);
 }

@@ -75,8 +75,13 @@ export class ApiServer {
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head, authenticated));
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else socket.destroy();
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const [status, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+      const body = JSON.stringify({ error: { code: status === 408 ? 'AGT_ERR_TIMEOUT' : status === 431 ? 'AGT_ERR_TOO_LARGE' : 'AGT_ERR_BAD_REQUEST', message: `${text}: ${err.message}`, details: {} } });
+      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
     return server;
   }

@@ -66,6 +66,9 @@ export interface AppServiceOptions {
   readonly metrics?: AgentMetrics;
 }
 
+/** How long a deploy waits for a link that is not up before recording the app for later (202). */
+const CONNECT_GRACE_MS = 2000;
+
 /** Codes after which the desired state stays as requested: the runner is away, not unwilling. */
 const TRANSIENT = new Set(['AGT_ERR_RUNNER_UNAVAILABLE', 'AGT_ERR_TIMEOUT']);
 
@@ -184,8 +187,9 @@ export class AppService {
       updatedAt: now(),
     };
 
-    // 2. Nothing to do: same module, same options, already running there.
-    const connected = link.status().connected;
+    // 2. Nothing to do: same module, same options, already running there. A link that is (re)connecting gets
+    // a short grace so a deploy right after a restart does not come back as merely recorded.
+    const connected = link.status().connected || (await link.connected(CONNECT_GRACE_MS).then(() => true, () => false));
     if (
       prev &&
       prev.running &&
@@ -287,7 +291,7 @@ export class AppService {
       if (this.o.link.status().connected) await this.o.link.undeploy(name);
       this.failures.delete(name);
       this.o.logger.info({ app: name }, 'app stopped');
-      return this.view(this.require(name), undefined);
+      return this.view(this.require(name), await this.runnerApps());
     });
   }
 
@@ -310,7 +314,7 @@ export class AppService {
         }
       }
       this.o.logger.info({ app: name }, 'app started');
-      return this.view(spec, undefined);
+      return this.view(spec, await this.runnerApps());
     });
   }
 

@@ -60,6 +60,9 @@ async function main(): Promise<void> {
     maxConnections: config.api.maxConnections,
     ...(inbox ? { inbox } : {}),
   });
+  // Serve only once the runner had its chance to answer (bounded): early requests then find it connected.
+  // A runner that is not there yet is no reason to stay unready; the link keeps trying in the background.
+  await link.connected(2000).catch((err: unknown) => logger.warn({ err: toAgentError(err).message }, 'runner not reachable yet; serving anyway'));
   await api.listen();
   await inbox?.start();
 

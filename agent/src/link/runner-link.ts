@@ -327,7 +327,7 @@ export class RunnerLink {
           this.logger.error({ err: toAgentError(err).message }, 'link-lost listener failed');
         }
       }
-      this.scheduleReconnect(50);
+      this.scheduleReconnect(10);
     }
   }
 

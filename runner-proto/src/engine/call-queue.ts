@@ -34,7 +34,16 @@ export const CTL = {
   SIGNAL: 5,
   /** seq of the timed call executing now (for the runner's time-limit watchdog). */
   CURRENT: 6,
+  /** How the current command run started: 0 not yet, 1 warm, 2 cold (read even if the run is then killed). */
+  RUN_START: 7,
+  /** 1 once the worker has picked up the current command run (its time limit counts from then). */
+  RUN_BEGUN: 8,
 } as const;
+
+/** Float64 index of the current command run's startMs. */
+export const RUN_START_MS_F64 = 9;
+/** Float64 index of when (nowMs) the worker picked up the current command run. */
+export const RUN_BEGUN_F64 = 10;
 
 /** CURRENT while `_initialize` runs (call seqs are 1..2^31-1). */
 export const INIT_SEQ = -1;

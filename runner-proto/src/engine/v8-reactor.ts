@@ -503,6 +503,8 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
       this.watchdog = undefined;
       this.check();
     }, Math.max(1, delayMs));
+    // Calls in flight keep the process alive through the worker's ref; a leftover check must not.
+    this.watchdog.unref();
   }
 
   private check(): void {

@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 
 import type { WasmModule } from '../wasi/index.js';
-import { nowMs } from './call-queue.js';
+import { CTL, nowMs, RUN_BEGUN_F64, RUN_START_MS_F64 } from './call-queue.js';
 import { EXIT_CODE_ABORT, EXIT_CODE_LOAD, type RunEvents, type RunRequest, type RunResult, type RunStats } from './types.js';
 import type { WorkerHandle, WorkerOwner } from './v8-handle.js';
 import type { Outcome, StartInfo, WorkerMessage } from './worker-protocol.js';
@@ -83,15 +83,11 @@ export class V8Run implements WorkerOwner {
     if (this.state !== 'preparing') return; // killed while the variant compiled
     const { handle, holdsModule } = this.host.acquire(this, l.key);
     this.handle = handle;
+    Atomics.store(handle.queue.ctl, CTL.RUN_START, 0);
+    Atomics.store(handle.queue.ctl, CTL.RUN_BEGUN, 0);
     this.state = 'running';
-    // The time limit counts from the dispatch: it then covers a cold instantiation too, and costs no message.
     const ms = this.request.limits?.timeMs;
-    if (ms !== undefined && ms > 0) {
-      this.timeLimit = setTimeout(
-        () => this.stop({ reason: 'timeout', exitCode: EXIT_CODE_ABORT, message: `time limit of ${ms} ms exceeded` }),
-        ms,
-      );
-    }
+    if (ms !== undefined && ms > 0) this.limitTime(handle, ms);
     handle.send({
       type: 'run',
       key: l.key,
@@ -100,6 +96,27 @@ export class V8Run implements WorkerOwner {
       gas: l.gas,
       requestedAt: this.requestedAt,
     });
+  }
+
+  /**
+   * The time limit counts from when the worker picked the run up (it stamps RUN_BEGUN in shared memory), so a
+   * worker still booting does not eat into it; instantiation does count, as it did with WasmEdge's --time-limit.
+   */
+  private limitTime(handle: WorkerHandle, ms: number): void {
+    const check = (): void => {
+      if (this.state !== 'running') return;
+      let wait = ms;
+      if (Atomics.load(handle.queue.ctl, CTL.RUN_BEGUN) === 1) {
+        const elapsed = nowMs() - (handle.queue.ctlF64[RUN_BEGUN_F64] as number);
+        if (elapsed >= ms) {
+          this.stop({ reason: 'timeout', exitCode: EXIT_CODE_ABORT, message: `time limit of ${ms} ms exceeded` });
+          return;
+        }
+        wait = ms - elapsed;
+      }
+      this.timeLimit = setTimeout(check, Math.max(1, wait));
+    };
+    this.timeLimit = setTimeout(check, ms);
   }
 
   kill(graceMs: number): void {
@@ -177,13 +194,19 @@ export class V8Run implements WorkerOwner {
     });
   }
 
-  private finish(outcome: Outcome, peakPages: number, reusable = false, start?: StartInfo, instructions?: number): void {
+  private finish(outcome: Outcome, peakPages: number, reusable = false, started?: StartInfo, instructions?: number): void {
+    let start = started;
     if (this.state === 'finished') return;
     this.state = 'finished';
     clearTimeout(this.timeLimit);
     clearTimeout(this.killTimer);
     clearTimeout(this.endingTimer);
-    if (this.handle !== undefined) this.host.release(this.handle, reusable);
+    if (this.handle !== undefined) {
+      // A run stopped from outside sent no `done`: the worker stamped how it started in shared memory.
+      const stamped = Atomics.load(this.handle.queue.ctl, CTL.RUN_START);
+      if (start === undefined && stamped !== 0) start = { start: stamped === 1 ? 'warm' : 'cold', startMs: this.handle.queue.ctlF64[RUN_START_MS_F64] as number };
+      this.host.release(this.handle, reusable);
+    }
     // A run stopped from outside (timeout, kill) has no instruction count: its worker is gone.
     const count = instructions;
     const stats: RunStats = {

@@ -40,6 +40,8 @@ import {
   REQ_CALL,
   RES_ERROR,
   RES_OK,
+  RUN_BEGUN_F64,
+  RUN_START_MS_F64,
   VT_I32,
   VT_I64,
 } from './call-queue.js';
@@ -229,6 +231,10 @@ function dropLoaded(key: string): void {
 // ---- commands ----------------------------------------------------------------------------------------------
 
 function runCommand(msg: Extract<ControlMessage, { type: 'run' }>): void {
+  // The time limit counts from here (instantiation included), not from the dispatch: a cold worker may still
+  // have been booting then. Shared memory rather than a message, which would cost the warm path ~0.1 ms.
+  q.ctlF64[RUN_BEGUN_F64] = nowMs();
+  Atomics.store(ctl, CTL.RUN_BEGUN, 1);
   const module = msg.module ?? loaded.get(msg.key)?.module;
   const done = (outcome: Outcome, peakPages: number, start: 'cold' | 'warm', startMs: number, instructions?: number): void => {
     ring.setPages(peakPages);
@@ -250,6 +256,9 @@ function runCommand(msg: Extract<ControlMessage, { type: 'run' }>): void {
     if (typeof entry !== 'function') return done(load('the module exports no _start function'), pagesOf(prepared.memory), start, nowMs() - msg.requestedAt);
     const budget = setBudget(prepared, msg.gas);
     const startMs = nowMs() - msg.requestedAt;
+    // Also in shared memory: a run stopped from outside (timeout, kill) never sends `done`.
+    q.ctlF64[RUN_START_MS_F64] = startMs;
+    Atomics.store(ctl, CTL.RUN_START, start === 'warm' ? 1 : 2);
     let outcome: Outcome = { reason: 'exit', exitCode: 0 };
     try {
       (entry as () => unknown)();
