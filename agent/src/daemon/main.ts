@@ -66,6 +66,14 @@ async function main(): Promise<void> {
   await api.listen();
   await inbox?.start();
 
+  // A bug that escapes every handler: say so in the journal and exit; systemd restarts the agent, which
+  // re-adopts the runner's apps (the desired state is on disk), rather than running on in an unknown state.
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'uncaught exception; exiting');
+    logger.flush();
+    process.exit(70);
+  });
+
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

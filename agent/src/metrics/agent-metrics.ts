@@ -101,25 +101,36 @@ export class AgentMetrics {
         this.set({ state: 'stopped' }, a.stopped);
       },
     });
-    // Registration order is collection order: the instances gauge fetches, the count gauge reuses its answer.
-    let deployed = 0;
+    // Both gauges below come from one APPS round trip per scrape (prom-client collects metrics concurrently).
+    let shared: { at: number; p: ReturnType<MetricSources['runnerApps']> } | undefined;
+    const runnerApps = (): ReturnType<MetricSources['runnerApps']> => {
+      const now = performance.now();
+      if (!shared || now - shared.at > 250) shared = { at: now, p: sources.runnerApps().catch(() => []) };
+      return shared.p;
+    };
     new Gauge({
       name: 'wasmedge_runner_app_instances',
       help: 'Instances of each deployed app on the runner, by state (idle, busy, draining)',
       labelNames: ['app', 'state'],
       registers: r,
       async collect() {
-        const apps = await sources.runnerApps();
+        const apps = await runnerApps();
         this.reset();
         for (const a of apps) {
           this.set({ app: a.app, state: 'idle' }, a.idle);
           this.set({ app: a.app, state: 'busy' }, Math.max(0, a.instances - a.idle));
           this.set({ app: a.app, state: 'draining' }, a.draining);
         }
-        deployed = apps.length;
       },
     });
-    new Gauge({ name: 'wasmedge_runner_apps', help: 'Apps deployed on the runner right now', registers: r, collect() { this.set(deployed); } });
+    new Gauge({
+      name: 'wasmedge_runner_apps',
+      help: 'Apps deployed on the runner right now',
+      registers: r,
+      async collect() {
+        this.set((await runnerApps()).length);
+      },
+    });
     new Gauge({ name: 'wasmedge_agent_log_ring_lines', help: 'Lines held in the log ring', registers: r, collect() { this.set(sources.logs().lines); } });
   }
 

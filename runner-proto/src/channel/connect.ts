@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { randomInt } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { AgentError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { SocketNotifier, createNotifier, type Notifier, type NotifyMode } from '../notify/index.js';
@@ -29,11 +30,27 @@ function newEpoch(): number {
   return randomInt(1, 0x7fffffff);
 }
 
-function startHeartbeat(region: Region, side: Side, intervalMs: number): NodeJS.Timeout {
+/** Stops a heartbeat; resolves when it no longer touches the region. */
+type StopHeartbeat = () => Promise<void>;
+
+function startHeartbeat(region: Region, side: Side, intervalMs: number, thread?: { path: string; size: number }): StopHeartbeat {
   const word = region.sideWord(side, SIDE_HEARTBEAT);
+  if (thread) {
+    const w = new Worker(new URL('./heartbeat-thread.js', import.meta.url), {
+      workerData: { path: thread.path, size: thread.size, wordIndex: word, intervalMs },
+      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
+    });
+    w.unref();
+    return () =>
+      new Promise<void>((resolve) => {
+        w.once('exit', () => resolve());
+        w.postMessage('stop');
+        setTimeout(() => void w.terminate(), 1000).unref();
+      });
+  }
   const t = setInterval(() => Atomics.add(region.words, word, 1), intervalMs);
   t.unref();
-  return t;
+  return async () => clearInterval(t);
 }
 
 /** The doorbell socket of a region that uses `socket` notification: beside the region, by name. */
@@ -41,12 +58,20 @@ export function bellPath(regionPath: string): string {
   return `${regionPath}.bell`;
 }
 
-function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifier, heartbeatMs: number, cleanup?: () => void): RingLink {
+function linkFor(
+  mapping: Mapping,
+  region: Region,
+  side: Side,
+  notifier: Notifier,
+  heartbeatMs: number,
+  cleanup?: () => void,
+  heartbeatThread = false,
+): RingLink {
   const epoch = newEpoch();
   Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
   Atomics.store(region.words, region.sideWord(side, SIDE_STATE), SIDE_STATE_ATTACHED);
   const transport = new RingTransport({ region, side, notifier, baseAddress: mapping.address });
-  const hb = startHeartbeat(region, side, heartbeatMs);
+  const stopHeartbeat = startHeartbeat(region, side, heartbeatMs, heartbeatThread ? { path: mapping.path, size: mapping.size } : undefined);
   let closed = false;
   return {
     mapping,
@@ -57,7 +82,7 @@ function linkFor(mapping: Mapping, region: Region, side: Side, notifier: Notifie
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(hb);
+      await stopHeartbeat();
       await transport.close();
       cleanup?.();
       Atomics.store(region.words, region.sideWord(side, SIDE_STATE), 0);
@@ -71,6 +96,11 @@ export interface RingOptions {
   /** How this side sleeps and wakes its peer (default polling, which also works across a VM boundary). */
   readonly notify?: NotifyMode;
   readonly heartbeatMs?: number;
+  /**
+   * Beat from a worker thread, immune to a busy event loop (the runner: pools, compiles). Costs a thread and a
+   * few MB; the agent, whose loop stays short, beats from its loop.
+   */
+  readonly heartbeatThread?: boolean;
 }
 
 /**
@@ -92,7 +122,8 @@ export function createRing(options: RingOptions & { ringSize: number; fileSize?:
   const mapping = mapFile(options.path, size);
   const region = Region.initialise(mapping.buffer, options.ringSize);
   const notify = options.notify ?? 'polling';
-  if (notify !== 'socket') return linkFor(mapping, region, Side.Runner, createNotifier(notify), options.heartbeatMs ?? HEARTBEAT_MS);
+  const thread = options.heartbeatThread ?? false;
+  if (notify !== 'socket') return linkFor(mapping, region, Side.Runner, createNotifier(notify), options.heartbeatMs ?? HEARTBEAT_MS, undefined, thread);
   // The runner listens for the agent's doorbell connection; a reconnecting agent replaces the old one.
   const notifier = new SocketNotifier();
   const bell = bellPath(options.path);
@@ -102,10 +133,18 @@ export function createRing(options: RingOptions & { ringSize: number; fileSize?:
     notifier.attach(sock);
   });
   server.listen(bell);
-  return linkFor(mapping, region, Side.Runner, notifier, options.heartbeatMs ?? HEARTBEAT_MS, () => {
-    server.close();
-    fs.rmSync(bell, { force: true });
-  });
+  return linkFor(
+    mapping,
+    region,
+    Side.Runner,
+    notifier,
+    options.heartbeatMs ?? HEARTBEAT_MS,
+    () => {
+      server.close();
+      fs.rmSync(bell, { force: true });
+    },
+    thread,
+  );
 }
 
 async function connectBell(path: string, deadline: number): Promise<net.Socket> {
@@ -150,7 +189,7 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
           notifier = n;
           cleanup = () => sock.destroy();
         }
-        const link = linkFor(mapping, region, Side.Agent, notifier, options.heartbeatMs ?? HEARTBEAT_MS, cleanup);
+        const link = linkFor(mapping, region, Side.Agent, notifier, options.heartbeatMs ?? HEARTBEAT_MS, cleanup, options.heartbeatThread ?? false);
         link.transport.rx.skipToTail();
         return link;
       } catch (err) {

@@ -8,7 +8,8 @@ const runnerConfigSchema = z
     regionSize: z.number().int().positive().optional(),
     ringSize: z.number().int().positive(),
     socket: z.string().min(1).optional(),
-    engine: z.enum(['v8']),
+    /** Absent: wasmedge when its CLI is installed, else v8. */
+    engine: z.enum(['v8', 'wasmedge']).optional(),
     maxModuleBytes: z.number().int().positive(),
     keepRegion: z.boolean(),
     notify: z.enum(['polling', 'futex', 'socket']),
@@ -17,14 +18,14 @@ const runnerConfigSchema = z
 
 export type RunnerConfig = Readonly<z.infer<typeof runnerConfigSchema>>;
 
-export const RUNNER_USAGE = `usage: wasmedge-runner (--region PATH [--ring-size BYTES] [--region-size BYTES] | --socket PATH) [--engine v8]
+export const RUNNER_USAGE = `usage: wasmedge-runner (--region PATH [--ring-size BYTES] [--region-size BYTES] | --socket PATH) [--engine v8|wasmedge]
 
   --region PATH       shared-memory file to create (e.g. /dev/shm/wasm-bridge); removed on exit unless --keep-region
   --ring-size BYTES   bytes per ring, a power of two (default 1048576)
   --region-size BYTES size of the region file (default: just enough; QEMU ivshmem needs a power of two, e.g. 4194304)
   --socket PATH       listen for the stream transport on a Unix socket instead
   --notify MODE       polling (default; works across a VM boundary) futex (blocking, same kernel only) or socket (doorbell bytes on REGION.bell)
-  --engine NAME       execution engine (default v8)
+  --engine NAME       default engine: v8 or wasmedge (default: wasmedge when installed, else v8); apps may pick either
   --max-module BYTES  largest module accepted (default 67108864)`;
 
 function num(v: string | undefined, flag: string): number | undefined {
@@ -57,7 +58,7 @@ export function parseRunnerConfig(argv: readonly string[], env: NodeJS.ProcessEn
     regionSize: num(values['region-size'] ?? env.WASM_RUNNER_REGION_SIZE, '--region-size'),
     ringSize: num(values['ring-size'] ?? env.WASM_RUNNER_RING_SIZE, '--ring-size') ?? 1024 * 1024,
     socket: values.socket ?? env.WASM_RUNNER_SOCKET,
-    engine: values.engine ?? env.WASM_RUNNER_ENGINE ?? 'v8',
+    engine: values.engine ?? env.WASM_RUNNER_ENGINE,
     maxModuleBytes: num(values['max-module'], '--max-module') ?? 64 * 1024 * 1024,
     keepRegion: values['keep-region'] ?? false,
     notify: values.notify ?? env.WASM_RUNNER_NOTIFY ?? 'polling',

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { Endpoint, PEER_STALE_MS, createRing, peerState, type RingLink } from '../channel/index.js';
 import { MsgType } from '../protocol/index.js';
 import { Side } from '../region/index.js';
-import { createEngine } from '../engine/index.js';
+import { createEngine, detectEngines, type Engine } from '../engine/index.js';
 import { AgentError, toAgentError } from '../errors/index.js';
 import { createLogger } from '../log/index.js';
 import { StreamTransport } from '../transport/index.js';
@@ -19,12 +19,20 @@ import { Runner } from './runner.js';
 async function main(): Promise<void> {
   const config = parseRunnerConfig(process.argv.slice(2));
   const logger = createLogger('runner');
-  const engines = new Map([[config.engine, createEngine(config.engine, { logger })]]);
-  const runner = new Runner({ engines, defaultEngine: config.engine, logger, maxModuleBytes: config.maxModuleBytes });
+  // Every engine this machine has is offered (apps pick one per deploy); the default is the configured one,
+  // else WasmEdge when its CLI is installed, else V8.
+  const available = detectEngines().filter((e) => e.available);
+  const engines = new Map<string, Engine>(available.map((e) => [e.name, createEngine(e.name, { logger })]));
+  const defaultEngine = config.engine ?? (engines.has('wasmedge') ? 'wasmedge' : 'v8');
+  if (!engines.has(defaultEngine)) {
+    throw new AgentError('AGT_ERR_CONFIG_INVALID', `engine ${defaultEngine} is not available here (found: ${available.map((e) => e.name).join(', ') || 'none'})`, { field: 'engine' });
+  }
+  logger.info({ engines: [...engines.keys()], defaultEngine }, 'engines');
+  const runner = new Runner({ engines, defaultEngine, logger, maxModuleBytes: config.maxModuleBytes });
   const closers: Array<() => Promise<void>> = [];
 
   if (config.region) {
-    const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize, notify: config.notify });
+    const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize, notify: config.notify, heartbeatThread: true });
     // Module chunks are copied into their assembly by a synchronous handler: read them in place, no copy.
     link.transport.borrow = (type) => type === MsgType.MODULE_CHUNK;
     const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
