@@ -114,6 +114,11 @@ export interface Engine {
    * `_initialize` if exported. Load or `_initialize` failures reject with AGT_ERR_RUN_LOAD.
    */
   instantiate(module: CompiledModule, request: RunRequest, events: RunEvents): Promise<ReactorInstance>;
+  /**
+   * Keeps `count` instances of a command module ready ahead of requests (warm starts); 0 scales to zero.
+   * Optional: engines that cannot pre-instantiate (the WasmEdge CLI) leave it out. Resolves with how many are ready.
+   */
+  prewarm?(module: CompiledModule, count: number, limits?: Pick<RunLimits, 'memoryPages' | 'gas'>): Promise<number>;
   /** Frees compiled state for a digest (module removed). */
   forget(digest: string): void;
   close(): Promise<void>;

@@ -25,6 +25,9 @@ import {
 import { AppManager } from './apps.js';
 import { ModuleAssembly } from './transfer.js';
 
+/** Command modules kept warm at once; each warm instance costs a worker thread (~9 MB). */
+const MAX_WARM_MODULES = 8;
+
 export interface RunnerOptions {
   /** Engines by name; `defaultEngine` runs modules that do not ask for one. */
   readonly engines: ReadonlyMap<string, Engine>;
@@ -32,6 +35,8 @@ export interface RunnerOptions {
   readonly logger: Logger;
   readonly maxModuleBytes?: number;
   readonly maxTransfers?: number;
+  /** Command instances kept ready per module received (warm starts); 0 disables. */
+  readonly warmPerModule?: number;
   readonly software?: string;
 }
 
@@ -51,6 +56,7 @@ export class Runner {
   private readonly logger: Logger;
   private readonly maxModuleBytes: number;
   private readonly maxTransfers: number;
+  private readonly warmPerModule: number;
   private readonly software: string;
   private readonly modules = new Map<string, CompiledModule>();
   /** Module bytes by digest: another engine, or a memory-limited variant, may need to compile them again. */
@@ -69,6 +75,7 @@ export class Runner {
     this.apps = new AppManager({ engines: options.engines, defaultEngine: options.defaultEngine, logger: options.logger });
     this.maxModuleBytes = options.maxModuleBytes ?? 64 * 1024 * 1024;
     this.maxTransfers = options.maxTransfers ?? 8;
+    this.warmPerModule = options.warmPerModule ?? 1;
     this.software = options.software ?? 'wasmedge-runner';
   }
 
@@ -182,6 +189,7 @@ export class Runner {
     const compiled = await this.engine.compile(digest, bytes);
     this.modules.set(digest, compiled);
     this.bytes.set(digest, bytes);
+    if (compiled.kind === 'command') this.keepWarm(compiled);
     this.logger.info({ digest, size: bytes.length, kind: compiled.kind, ms: Date.now() - t.startedAt }, 'module received');
     await ep.reply(f.corr, { digest, kind: compiled.kind });
   }
@@ -193,6 +201,7 @@ export class Runner {
     if (!module || !bytes) throw new AgentError('AGT_ERR_NOT_FOUND', `runner does not hold module ${req.digest}`, { field: 'digest' });
     const engine = this.apps.engineFor(req.engine);
     if (engine !== this.engine) module = await engine.compile(req.digest, bytes);
+    else if (module.kind === 'command') this.keepWarm(module);
     if (this.runs.has(f.corr)) throw new AgentError('AGT_ERR_PROTOCOL', `run id ${f.corr} is already running`);
     const corr = f.corr;
     const send = (type: number, chunk: Uint8Array): void => {
@@ -209,6 +218,26 @@ export class Runner {
     this.runs.delete(corr);
     this.logger.info({ corr, digest: req.digest, reason: result.reason, exitCode: result.exitCode, wallMs: result.stats.wallMs }, 'run ended');
     await ep.sendJson(MsgType.EXIT, corr, result);
+  }
+
+  /** Command modules with instances kept ready, most recently used last (bounded: each costs a worker). */
+  private readonly warm: CompiledModule[] = [];
+
+  /** One instance ready ahead, so the next run of this command is a warm start; the least recent one cools. */
+  private keepWarm(module: CompiledModule): void {
+    if (!this.engine.prewarm || this.warmPerModule === 0) return;
+    const i = this.warm.indexOf(module);
+    if (i >= 0) {
+      this.warm.splice(i, 1);
+      this.warm.push(module);
+      return;
+    }
+    this.warm.push(module);
+    this.engine.prewarm(module, this.warmPerModule).catch((err: unknown) => this.logger.warn({ digest: module.digest, err: String(err) }, 'prewarm failed'));
+    while (this.warm.length > MAX_WARM_MODULES) {
+      const cold = this.warm.shift()!;
+      this.engine.prewarm(cold, 0).catch(() => undefined);
+    }
   }
 
   private endpointGone(ep: Endpoint): void {
