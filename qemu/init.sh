@@ -3,6 +3,7 @@
 # virtio-serial port by name, starts the agent, then runs what the kernel command line asks for:
 #   bridge.transport=ring|serial   ring: the agent maps the ivshmem-plain BAR2 (1af4:1110) the runner shares
 #                                  serial: the same frames over the virtio-serial port named bridge.0
+#   bridge.notify=polling|socket   ring only: socket = doorbell bytes on the virtio-serial port bridge.bell
 #   bridge.script=demo|test|shell  demo: upload and run the examples, print a transcript, power off
 #                                  test: the same, with machine-readable markers and checks, power off
 #                                  shell: an interactive shell on the console (type wasmedge_emit ...)
@@ -31,10 +32,12 @@ finish() {
 
 TRANSPORT=ring
 SCRIPT=demo
+NOTIFY=polling
 for w in $(cat /proc/cmdline); do
   case "$w" in
     bridge.transport=*) TRANSPORT="${w#*=}" ;;
     bridge.script=*) SCRIPT="${w#*=}" ;;
+    bridge.notify=*) NOTIFY="${w#*=}" ;;
     bridge.loglevel=*) export LOG_LEVEL="${w#*=}" ;;
   esac
 done
@@ -65,32 +68,42 @@ for d in /sys/bus/pci/devices/*; do
   [ -f "$d/vendor" ] || continue
   if [ "$(cat "$d/vendor")" = 0x1af4 ] && [ "$(cat "$d/device")" = 0x1110 ]; then IVSHMEM="$d"; break; fi
 done
-VPORT=""
+# find_vport NAME: sets VPORT to the /dev node of the virtio-serial port named NAME, waiting up to 5 s for it
 find_vport() {
-  for n in /sys/class/virtio-ports/*/name; do
-    [ -f "$n" ] || continue
-    if [ "$(cat "$n")" = bridge.0 ]; then
-      p="$(basename "$(dirname "$n")")"
-      [ -c "/dev/$p" ] && VPORT="/dev/$p" && return 0
-    fi
+  VPORT=""
+  i=0
+  while :; do
+    for n in /sys/class/virtio-ports/*/name; do
+      [ -f "$n" ] || continue
+      if [ "$(cat "$n")" = "$1" ]; then
+        p="$(basename "$(dirname "$n")")"
+        [ -c "/dev/$p" ] && VPORT="/dev/$p" && return 0
+      fi
+    done
+    i=$((i + 1))
+    [ "$i" -gt 100 ] && return 1
+    usleep 50000
   done
-  return 1
 }
-
 case "$TRANSPORT" in
   ring)
     [ -n "$IVSHMEM" ] || fail "no ivshmem device (PCI 1af4:1110) found"
     LINK="--region $IVSHMEM/resource2"
     stamp "ivshmem BAR2 at $(basename "$IVSHMEM"), $(($(stat -c %s "$IVSHMEM/resource2") / 1048576)) MiB"
+    # Doorbells (bridge.notify=socket): the host gave a virtio-serial port named bridge.bell whose chardev
+    # connects to the runner's REGION.bell socket; the agent kicks and sleeps on it instead of polling the BAR.
+    # The channel looks for the bell beside the region (REGION.bell, a character device here): link both.
+    if [ "$NOTIFY" = socket ]; then
+      find_vport bridge.bell || fail "virtio-serial port bridge.bell has no /dev node"
+      mkdir -p /run/bridge
+      ln -sf "$IVSHMEM/resource2" /run/bridge/region
+      ln -sf "$VPORT" /run/bridge/region.bell
+      LINK="--region /run/bridge/region --notify socket"
+      stamp "doorbell port bridge.bell at $VPORT"
+    fi
     ;;
   serial)
-    i=0
-    until find_vport; do
-      i=$((i + 1))
-      [ "$i" -gt 100 ] && break
-      usleep 50000
-    done
-    [ -n "$VPORT" ] || fail "no virtio-serial port named bridge.0 in /sys/class/virtio-ports"
+    find_vport bridge.0 || fail "no virtio-serial port named bridge.0 in /sys/class/virtio-ports"
     LINK="--runner-serial $VPORT"
     stamp "virtio-serial port bridge.0 at $VPORT"
     ;;
@@ -148,9 +161,9 @@ scenario() {
   EX=/opt/bridge/examples
   NL='
 '
-  step upload-hello 0 "stored hello sha256:*" -- wasmedge_emit upload $EX/hello/hello.wasm
+  # The first deploy is one CLI process (upload + run): under TCG every node start costs about a second.
   step hello-args 0 "hello from wasm${NL}alpha${NL}beta${NL}GREETING=seL4" -- \
-    wasmedge_emit run hello --env GREETING=seL4 -- alpha beta
+    wasmedge_emit run $EX/hello/hello.wasm --env GREETING=seL4 -- alpha beta
   stamp "first deployed output"
   step hello-exit 3 "hello from wasm" -- wasmedge_emit run hello -- --exit 3
   step upload-nbody 0 "stored nbody sha256:*" -- wasmedge_emit upload $EX/nbody/nbody.wasm

@@ -6,6 +6,9 @@
 #                    [--id NAME] [--log FILE] [--no-build]
 #   --transport ring    (default) the runner creates /dev/shm/<id>; QEMU shares it as ivshmem-plain; the guest
 #                       agent maps BAR2 and polls the rings across the VM boundary
+#   --notify socket     (ring, default) doorbells: a second virtio-serial port, bridge.bell, whose chardev connects
+#                       to the runner's REGION.bell socket; both sides sleep in the kernel between requests
+#   --notify polling    (ring) no doorbells: the guest agent polls the BAR (spin, then sleeps of up to 4 ms)
 #   --transport serial  the runner listens on a Unix socket; QEMU's virtio-serial port bridge.0 connects to it;
 #                       the guest agent opens /dev/vportNpM and sends the same frames as a byte stream
 #   --interactive       a shell on the guest console (type wasmedge_emit ...; 'exit' or Ctrl-A x to leave)
@@ -21,6 +24,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TRANSPORT=ring
+NOTIFY=socket
 SCRIPT=demo
 TIMEOUT=240
 ID="wasm-bridge-qemu-$$"
@@ -30,6 +34,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --transport) TRANSPORT="${2:-}"; shift 2 ;;
     --transport=*) TRANSPORT="${1#*=}"; shift ;;
+    --notify) NOTIFY="${2:-}"; shift 2 ;;
+    --notify=*) NOTIFY="${1#*=}"; shift ;;
     --interactive|--shell) SCRIPT=shell; shift ;;
     --script) SCRIPT="${2:-}"; shift 2 ;;
     --script=*) SCRIPT="${1#*=}"; shift ;;
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$TRANSPORT" in ring|serial) ;; *) echo "qemu/run.sh: --transport must be ring or serial" >&2; exit 2 ;; esac
+case "$NOTIFY" in socket|polling) ;; *) echo "qemu/run.sh: --notify must be socket or polling" >&2; exit 2 ;; esac
 case "$SCRIPT" in demo|test|shell) ;; *) echo "qemu/run.sh: --script must be demo or test" >&2; exit 2 ;; esac
 [[ "$ID" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "qemu/run.sh: --id must be [A-Za-z0-9._-]+" >&2; exit 2; }
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || { echo "qemu/run.sh: --timeout must be whole seconds" >&2; exit 2; }
@@ -91,7 +98,7 @@ cleanup() {
     for _ in $(seq 1 25); do kill -0 "$RUNNER_PID" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$RUNNER_PID" 2>/dev/null || true
   fi
-  rm -f "$REGION" "$VS_SOCK"
+  rm -f "$REGION" "$REGION.bell" "$VS_SOCK"
   rm -rf "$TMP"
   exit "$rc"
 }
@@ -101,7 +108,7 @@ trap 'exit 143' TERM HUP
 
 # ---- the runner (the seL4-side prototype) on the host
 if [ "$TRANSPORT" = ring ]; then
-  RUNNER_ARGS=(--region "$REGION" --region-size 4194304 --ring-size 1048576)
+  RUNNER_ARGS=(--region "$REGION" --region-size 4194304 --ring-size 1048576 --notify "$NOTIFY")
 else
   RUNNER_ARGS=(--socket "$VS_SOCK")
 fi
@@ -114,14 +121,23 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 grep -q READY "$TMP/runner.out" || { echo "qemu/run.sh: runner not ready within 30 s" >&2; cat "$TMP/runner.log" >&2; exit 1; }
+if [ "$TRANSPORT" = ring ] && [ "$NOTIFY" = socket ]; then
+  # QEMU's chardev connects to the doorbell socket once, at start: it must be listening.
+  for _ in $(seq 1 50); do [ -S "$REGION.bell" ] && break; sleep 0.1; done
+  [ -S "$REGION.bell" ] || { echo "qemu/run.sh: runner's doorbell socket $REGION.bell did not appear" >&2; exit 1; }
+fi
 
 # ---- QEMU (TCG)
 QEMU=("$QEMU_BIN" -accel tcg -cpu max -m 1024 -smp 1 -no-reboot
   -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.cpio"
-  -append "console=ttyS0 quiet panic=-1 bridge.transport=$TRANSPORT bridge.script=$SCRIPT"
+  -append "console=ttyS0 quiet panic=-1 ${BRIDGE_KERNEL_ARGS-} bridge.transport=$TRANSPORT bridge.notify=$NOTIFY bridge.script=$SCRIPT"
   -nic none -pidfile "$TMP/qemu.pid")
 if [ "$TRANSPORT" = ring ]; then
   QEMU+=(-object "memory-backend-file,id=hostmem,size=4M,share=on,mem-path=$REGION" -device ivshmem-plain,memdev=hostmem)
+  if [ "$NOTIFY" = socket ]; then
+    QEMU+=(-device virtio-serial-pci,id=vser0 -chardev "socket,id=bell,path=$REGION.bell"
+      -device virtserialport,bus=vser0.0,chardev=bell,name=bridge.bell)
+  fi
 else
   QEMU+=(-device virtio-serial-pci,id=vser0 -chardev "socket,id=vs0,path=$VS_SOCK"
     -device virtserialport,bus=vser0.0,chardev=vs0,name=bridge.0)

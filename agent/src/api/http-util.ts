@@ -41,18 +41,36 @@ export async function readBody(req: IncomingMessage, limit: number, what = 'requ
   if (declared !== undefined && Number(declared) > limit) {
     throw new AgentError('AGT_ERR_TOO_LARGE', `${what} of ${declared} bytes exceeds the limit of ${limit} bytes`, { limit, field: 'body' });
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.pause();
-      (req as unknown as Record<symbol, boolean>)[kCutOff] = true;
-      throw new AgentError('AGT_ERR_TOO_LARGE', `${what} exceeds the limit of ${limit} bytes`, { limit, field: 'body' });
-    }
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  // Events rather than an async iterator: this runs on every call, and the iterator costs more than the call.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (err?: unknown): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+      if (err) reject(err);
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        (req as unknown as Record<symbol, boolean>)[kCutOff] = true;
+        done(new AgentError('AGT_ERR_TOO_LARGE', `${what} exceeds the limit of ${limit} bytes`, { limit, field: 'body' }));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => done();
+    const onError = (err: Error): void => done(err);
+    const onAborted = (): void => done(new AgentError('AGT_ERR_BAD_REQUEST', `${what} was cut off by the client`, { field: 'body' }));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

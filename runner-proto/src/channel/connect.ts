@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { randomInt } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { AgentError } from '../errors/index.js';
@@ -8,6 +9,7 @@ import { SocketNotifier, createNotifier, type Notifier, type NotifyMode } from '
 import { Region, SIDE_EPOCH, SIDE_HEARTBEAT, SIDE_STATE, Side, regionSizeFor } from '../region/index.js';
 import { createRegionFile, mapFile, type Mapping } from '../shm/index.js';
 import { RingTransport, StreamTransport } from '../transport/index.js';
+import { CharDeviceStream } from './serial.js';
 
 export const SIDE_STATE_ATTACHED = 1;
 /** Each side bumps its heartbeat word this often... */
@@ -101,6 +103,13 @@ export interface RingOptions {
    * few MB; the agent, whose loop stays short, beats from its loop.
    */
   readonly heartbeatThread?: boolean;
+  /**
+   * With `notify: 'socket'`, the agent's doorbell: a Unix socket (default `bellPath(path)`, where the runner
+   * listens) or a character device, such as a virtio-serial port in a guest whose host end QEMU connects to the
+   * runner's `REGION.bell`. A character device found at the default path is used the same way, so a guest can
+   * link REGION to the ivshmem BAR and REGION.bell to the port. The runner ignores this option.
+   */
+  readonly bellPath?: string;
 }
 
 /**
@@ -147,6 +156,21 @@ export function createRing(options: RingOptions & { ringSize: number; fileSize?:
   );
 }
 
+/** Opens the doorbell: a character device (a virtio-serial port) as a stream, else a Unix socket. */
+async function openBell(path: string, deadline: number): Promise<Duplex> {
+  let isCharDevice = false;
+  try {
+    isCharDevice = fs.statSync(path).isCharacterDevice();
+  } catch {
+    isCharDevice = false;
+  }
+  if (!isCharDevice) return connectBell(path, deadline);
+  const fd = await new Promise<number>((resolve, reject) => {
+    fs.open(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY, (err, fd) => (err ? reject(err) : resolve(fd)));
+  });
+  return new CharDeviceStream(fd);
+}
+
 async function connectBell(path: string, deadline: number): Promise<net.Socket> {
   for (;;) {
     try {
@@ -183,7 +207,7 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
         let notifier: Notifier = createNotifier(notify);
         let cleanup: (() => void) | undefined;
         if (notify === 'socket') {
-          const sock = await connectBell(bellPath(options.path), deadline);
+          const sock = await openBell(options.bellPath ?? bellPath(options.path), deadline);
           const n = new SocketNotifier();
           n.attach(sock);
           notifier = n;

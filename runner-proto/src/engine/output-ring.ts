@@ -131,8 +131,12 @@ export class RingReader extends RingView {
     else queueMicrotask(fire);
   }
 
-  /** Empties the ring, handing each record to `deliver` as a fresh copy, then wakes a blocked writer. */
-  drain(deliver: (fd: number, chunk: Uint8Array) => void): void {
+  /**
+   * Empties the ring, handing each record to `deliver` as a fresh copy, then wakes a blocked writer. A deliver
+   * that returns false stops the drain after that record (the consumer is full: back-pressure to the writer).
+   * Returns false if it stopped early.
+   */
+  drain(deliver: (fd: number, chunk: Uint8Array) => unknown): boolean {
     // Cleared first: a write landing after this point rings again, so nothing is left unannounced.
     Atomics.store(this.header, DOORBELL, 0);
     let read = Atomics.load(this.header, READ);
@@ -145,9 +149,13 @@ export class RingReader extends RingView {
       const chunk = this.copyOut(read + RECORD_HEADER, len);
       read = (read + RECORD_HEADER + len) | 0;
       Atomics.store(this.header, READ, read);
-      deliver(fd, chunk);
+      if (deliver(fd, chunk) === false) {
+        Atomics.notify(this.header, READ);
+        return read === Atomics.load(this.header, WRITE);
+      }
     }
     Atomics.notify(this.header, READ);
+    return true;
   }
 
   pages(): number {

@@ -59,13 +59,19 @@ export interface RunResult {
 }
 
 export interface RunEvents {
-  /** Called as the module writes; chunks are copies the callee may keep. */
-  onStdout(chunk: Uint8Array): void;
-  onStderr(chunk: Uint8Array): void;
+  /**
+   * Called as the module writes; chunks are copies the callee may keep. Returning false asks the engine to
+   * hold further output (the module blocks once its output buffer fills) until `resume()`; output still
+   * buffered when the instance ends is delivered before `result` settles.
+   */
+  onStdout(chunk: Uint8Array): unknown;
+  onStderr(chunk: Uint8Array): unknown;
 }
 
 export interface RunningInstance {
   readonly result: Promise<RunResult>;
+  /** Delivers held output again after an event callback returned false. Engines without flow control omit it. */
+  resume?(): void;
   /** Ends the instance (reason `killed`) after `graceMs` if it has not ended by then. */
   kill(graceMs?: number): void;
 }

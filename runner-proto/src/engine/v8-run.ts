@@ -139,7 +139,7 @@ export class V8Run implements WorkerOwner {
         return;
       }
       case 'done':
-        this.drain();
+        this.drain(true);
         this.finish(msg.outcome, msg.peakPages, true, msg, msg.instructions);
         return;
       default:
@@ -155,7 +155,7 @@ export class V8Run implements WorkerOwner {
     if (this.state !== 'running') return;
     const err = this.workerError;
     const outOfMemory = (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
-    this.drain();
+    this.drain(true);
     this.finish(
       this.announced ?? {
         reason: outOfMemory ? 'memory' : 'trap',
@@ -176,22 +176,45 @@ export class V8Run implements WorkerOwner {
     }
     this.state = 'stopping';
     void this.host.destroy(handle).then(() => {
-      this.drain();
+      this.drain(true);
       this.finish(outcome, handle.ring.pages());
     });
   }
 
-  private drain(): void {
+  /** Output held because the listener said it was full (see RunEvents). */
+  private paused = false;
+
+  /**
+   * Hands buffered output to the listener. While paused only a final drain (`force`: the instance ended) runs,
+   * and it delivers everything, so nothing written is ever lost.
+   */
+  private drain(force = false): void {
     const handle = this.handle;
     if (handle === undefined || this.state === 'finished') return;
-    handle.ring.drain((fd, chunk) => {
+    if (this.paused && !force) return;
+    const complete = handle.ring.drain((fd, chunk) => {
+      let more: unknown = true;
       try {
-        if (fd === 2) this.events.onStderr(chunk);
-        else this.events.onStdout(chunk);
+        more = fd === 2 ? this.events.onStderr(chunk) : this.events.onStdout(chunk);
       } catch (err) {
         this.host.warnListener(err);
       }
+      return force || more !== false;
     });
+    if (!complete && !force) {
+      this.paused = true;
+      // No doorbells while held: the writer blocks once the ring is full; resume() drains and re-arms.
+      handle.ring.unwatch();
+    }
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const handle = this.handle;
+    if (handle === undefined || this.state !== 'running') return;
+    this.drain();
+    if (!this.paused && handle.owner === this) handle.owner = this; // re-arms the doorbell watch
   }
 
   private finish(outcome: Outcome, peakPages: number, reusable = false, started?: StartInfo, instructions?: number): void {

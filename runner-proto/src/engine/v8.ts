@@ -235,7 +235,7 @@ export class V8Engine implements Engine {
       const gas = gasOf(request.limits);
       run.begin(variant.module.then((m): Launch | string => (typeof m === 'string' ? m : { key: variant.key, module: m, gas })));
     }
-    return { result: run.result, kill: (graceMs?: number) => run.kill(graceMs ?? 0) };
+    return { result: run.result, kill: (graceMs?: number) => run.kill(graceMs ?? 0), resume: () => run.resume() };
   }
 
   async instantiate(module: CompiledModule, request: RunRequest, events: RunEvents): Promise<ReactorInstance> {

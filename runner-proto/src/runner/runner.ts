@@ -23,6 +23,7 @@ import {
   type HelloAck,
 } from '../protocol/index.js';
 import { AppManager } from './apps.js';
+import { OutputScheduler } from './output.js';
 import { ModuleAssembly } from './transfer.js';
 
 /** Command modules kept warm at once; each warm instance costs a worker thread (~9 MB). */
@@ -65,6 +66,7 @@ export class Runner {
   private readonly runs = new Map<number, ActiveRun>();
   private readonly epoch = Math.floor(Math.random() * 0x7fffffff);
   private readonly agentEpochs = new Map<Endpoint, number>();
+  private readonly output: OutputScheduler;
 
   constructor(options: RunnerOptions) {
     this.engines = options.engines;
@@ -72,6 +74,7 @@ export class Runner {
     if (!engine) throw new AgentError('AGT_ERR_CONFIG_INVALID', `default engine ${options.defaultEngine} is not among ${[...options.engines.keys()].join(', ')}`);
     this.engine = engine;
     this.logger = options.logger;
+    this.output = new OutputScheduler(options.logger);
     this.apps = new AppManager({ engines: options.engines, defaultEngine: options.defaultEngine, logger: options.logger });
     this.maxModuleBytes = options.maxModuleBytes ?? 64 * 1024 * 1024;
     this.maxTransfers = options.maxTransfers ?? 8;
@@ -204,17 +207,18 @@ export class Runner {
     else if (module.kind === 'command') this.keepWarm(module);
     if (this.runs.has(f.corr)) throw new AgentError('AGT_ERR_PROTOCOL', `run id ${f.corr} is already running`);
     const corr = f.corr;
-    const send = (type: number, chunk: Uint8Array): void => {
-      ep.send(type, corr, chunk).catch((err: unknown) => this.logger.warn({ corr, err: toAgentError(err).toJSON() }, 'output frame lost'));
-    };
+    this.output.open(corr, ep);
     const instance = engine.run(
       module,
       { argv0: req.argv0, args: req.args, env: req.env, limits: req.limits ?? {}, preopens: req.preopens ?? [] },
-      { onStdout: (c) => send(MsgType.STDOUT, c), onStderr: (c) => send(MsgType.STDERR, c) },
+      { onStdout: (c) => this.output.push(corr, MsgType.STDOUT, c), onStderr: (c) => this.output.push(corr, MsgType.STDERR, c) },
     );
+    this.output.setResume(corr, instance.resume?.bind(instance));
     this.runs.set(corr, { instance, endpoint: ep });
     await ep.reply(corr, { started: true });
     const result = await instance.result;
+    // EXIT follows the run's last output frame.
+    await this.output.close(corr);
     this.runs.delete(corr);
     this.logger.info({ corr, digest: req.digest, reason: result.reason, exitCode: result.exitCode, wallMs: result.stats.wallMs }, 'run ended');
     await ep.sendJson(MsgType.EXIT, corr, result);
@@ -251,6 +255,7 @@ export class Runner {
     for (const [corr, run] of this.runs) {
       if (run.endpoint !== ep) continue;
       run.instance.kill(0);
+      this.output.discard(corr);
       this.runs.delete(corr);
       killed++;
     }
