@@ -128,9 +128,12 @@ if [ "$TRANSPORT" = ring ] && [ "$NOTIFY" = socket ]; then
 fi
 
 # ---- QEMU (TCG)
+# Kernel options that shave boot work under TCG (no console printk, no speculative-execution mitigations, no
+# KASLR, no TSC/timer checks). BRIDGE_KERNEL_ARGS replaces them (e.g. "loglevel=7 printk.time=1" to see the boot).
+KERNEL_FAST="loglevel=0 mitigations=off nokaslr tsc=reliable no_timer_check random.trust_cpu=on"
 QEMU=("$QEMU_BIN" -accel tcg -cpu max -m 1024 -smp 1 -no-reboot
   -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.cpio"
-  -append "console=ttyS0 quiet panic=-1 ${BRIDGE_KERNEL_ARGS-} bridge.transport=$TRANSPORT bridge.notify=$NOTIFY bridge.script=$SCRIPT"
+  -append "console=ttyS0 quiet ${BRIDGE_KERNEL_ARGS-$KERNEL_FAST} panic=-1 bridge.transport=$TRANSPORT bridge.notify=$NOTIFY bridge.script=$SCRIPT"
   -nic none -pidfile "$TMP/qemu.pid")
 if [ "$TRANSPORT" = ring ]; then
   QEMU+=(-object "memory-backend-file,id=hostmem,size=4M,share=on,mem-path=$REGION" -device ivshmem-plain,memdev=hostmem)

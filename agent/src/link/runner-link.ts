@@ -18,6 +18,7 @@ import {
   decodeJson,
   encodeJson,
   appsResultSchema,
+  callBatchResultSchema,
   callResultSchema,
   deployResultSchema,
   exitSchema,
@@ -91,6 +92,9 @@ interface ActiveRun {
 }
 
 const CHUNK_SIZE = 64 * 1024;
+/** Calls per CALL_BATCH frame (the schema allows up to 1024). */
+const MAX_BATCH = 256;
+type CallResult = z.infer<typeof callResultSchema>;
 /** The runner bumps its heartbeat every HEARTBEAT_MS (100 ms); three missed beats during HELLO mean nobody is there. */
 const HELLO_STALE_MS = 300;
 const okSchema = z.record(z.string(), z.unknown());
@@ -445,10 +449,37 @@ export class RunnerLink {
     return (await ep.requestJson(MsgType.UNDEPLOY, { app }, z.object({ undeployed: z.boolean() }))).undeployed;
   }
 
-  /** Calls a reactor app's function; traps and limits come back as `ok: false`, not as errors. */
-  async call(msg: CallMessage, timeoutMs = 60_000): Promise<z.infer<typeof callResultSchema>> {
-    const ep = await this.connected();
-    return ep.requestJson(MsgType.CALL, msg, callResultSchema, { timeoutMs });
+  /**
+   * Calls a reactor app's function; traps and limits come back as `ok: false`, not as errors. Calls issued in
+   * the same turn of the event loop travel together in one CALL_BATCH frame (one wake-up of the runner for many
+   * calls); a lone call goes as a plain CALL.
+   */
+  call(msg: CallMessage, timeoutMs = 60_000): Promise<CallResult> {
+    return new Promise<CallResult>((resolve, reject) => {
+      this.callQueue.push({ msg, resolve, reject, timeoutMs });
+      if (this.callQueue.length === 1) queueMicrotask(() => void this.flushCalls());
+    });
+  }
+
+  private callQueue: Array<{ msg: CallMessage; resolve: (r: CallResult) => void; reject: (e: unknown) => void; timeoutMs: number }> = [];
+
+  private async flushCalls(): Promise<void> {
+    const batch = this.callQueue.splice(0, MAX_BATCH);
+    if (this.callQueue.length > 0) queueMicrotask(() => void this.flushCalls());
+    if (batch.length === 0) return;
+    try {
+      const ep = await this.connected();
+      const timeoutMs = Math.max(...batch.map((c) => c.timeoutMs));
+      if (batch.length === 1) {
+        batch[0]!.resolve(await ep.requestJson(MsgType.CALL, batch[0]!.msg, callResultSchema, { timeoutMs }));
+        return;
+      }
+      const { results } = await ep.requestJson(MsgType.CALL_BATCH, { calls: batch.map((c) => c.msg) }, callBatchResultSchema, { timeoutMs });
+      if (results.length !== batch.length) throw new AgentError('AGT_ERR_PROTOCOL', `CALL_BATCH answered ${results.length} results for ${batch.length} calls`);
+      batch.forEach((c, i) => c.resolve(results[i]!));
+    } catch (err) {
+      for (const c of batch) c.reject(err);
+    }
   }
 
   /** Bytes in, bytes out on a command app: stdin -> stdout, with the exit. */

@@ -4,6 +4,8 @@ export {
   appNameSchema,
   appOptionsSchema,
   appsResultSchema,
+  callBatchResultSchema,
+  callBatchSchema,
   callResultSchema,
   callSchema,
   deployResultSchema,

@@ -29,6 +29,7 @@ export const MsgType = {
   CALL: 0x32,
   INVOKE: 0x33,
   APPS: 0x34,
+  CALL_BATCH: 0x35,
   RESULT: 0x7e,
   ERROR: 0x7f,
 } as const;
@@ -41,7 +42,7 @@ export function msgTypeName(type: number): string {
   return NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
 }
 
-export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill', 'apps', 'call', 'invoke'] as const;
+export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill', 'apps', 'call', 'call-batch', 'invoke'] as const;
 
 export const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>');
 
@@ -193,6 +194,10 @@ export const callResultSchema = z.union([
   z.object({ ok: z.literal(true), results: z.array(wasmValueSchema), stats: statsSchema }),
   z.object({ ok: z.literal(false), reason: exitSchema.shape.reason, exitCode: z.number().int(), message: z.string().optional(), stats: statsSchema }),
 ]);
+
+/** Many calls in one frame (the agent coalesces calls issued together); answers come back in the same order. */
+export const callBatchSchema = z.strictObject({ calls: z.array(callSchema).min(1).max(1024) });
+export const callBatchResultSchema = z.object({ results: z.array(callResultSchema) });
 
 /** INVOKE: a JSON head, then raw bytes (stdin in the request, stdout in the answer). See splitHead/joinHead. */
 export const invokeHeadSchema = z.strictObject({ app: appNameSchema, limits: limitsSchema.optional() });

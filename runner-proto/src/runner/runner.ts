@@ -7,6 +7,7 @@ import {
   CAPABILITIES,
   MsgType,
   PROTOCOL_VERSION,
+  callBatchSchema,
   callSchema,
   decodeJson,
   deploySchema,
@@ -113,6 +114,19 @@ export class Runner {
       .on(MsgType.CALL, async (f) => {
         const c = decodeJson(f.type, f.body, callSchema);
         await ep.reply(f.corr, await this.apps.call(c.app, c.fn, c.args, c.limits));
+      })
+      .on(MsgType.CALL_BATCH, async (f) => {
+        const { calls } = decodeJson(f.type, f.body, callBatchSchema);
+        // Each call settles on its own: a missing app fails that call (as an ok:false load result), not the batch.
+        const results = await Promise.all(
+          calls.map((c) =>
+            this.apps.call(c.app, c.fn, c.args, c.limits).catch((err: unknown) => {
+              const e = toAgentError(err);
+              return { ok: false as const, reason: 'load' as const, exitCode: 1, message: `${e.code}: ${e.message}`, stats: { wallMs: 0, peakPages: 0 } };
+            }),
+          ),
+        );
+        await ep.reply(f.corr, { results });
       })
       .on(MsgType.INVOKE, async (f) => {
         const { head, raw } = splitHead(f.type, f.body, invokeHeadSchema);
