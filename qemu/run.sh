@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
     --id) ID="${2:-}"; shift 2 ;;
     --log) LOG="${2:-}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "qemu/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -131,7 +131,7 @@ fi
 # Kernel options that shave boot work under TCG (no console printk, no speculative-execution mitigations, no
 # KASLR, no TSC/timer checks). BRIDGE_KERNEL_ARGS replaces them (e.g. "loglevel=7 printk.time=1" to see the boot).
 KERNEL_FAST="loglevel=0 mitigations=off nokaslr tsc=reliable no_timer_check random.trust_cpu=on"
-QEMU=("$QEMU_BIN" -accel tcg -cpu max -m 1024 -smp 1 -no-reboot
+QEMU=("$QEMU_BIN" -accel tcg -cpu max -m 1024 -smp "${BRIDGE_SMP:-1}" -no-reboot
   -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.cpio"
   -append "console=ttyS0 quiet ${BRIDGE_KERNEL_ARGS-$KERNEL_FAST} panic=-1 bridge.transport=$TRANSPORT bridge.notify=$NOTIFY bridge.script=$SCRIPT"
   -nic none -pidfile "$TMP/qemu.pid")
