@@ -25,7 +25,7 @@ export async function pipelinedHttp(socketPath: string, request: Buffer, connect
       new Promise<void>((resolve, reject) => {
         const sock = net.connect(socketPath);
         let inFlight = 0;
-        let buf = Buffer.alloc(0);
+        let buf: Buffer = Buffer.alloc(0);
         let stopping = false;
         const fill = (): void => {
           const n = depth - inFlight;

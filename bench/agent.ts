@@ -3,7 +3,7 @@
  *
  *   deploy latency through the API (PUT /v1/apps/NAME, keep-alive HTTP on the Unix socket, one at a time):
  *     - a 150 KiB module the runner does not hold yet (unique bytes each time; hot swap of one app)
- *     - a module the runner holds (the app alternates between two stored versions: a real change)
+ *     - a module the runner holds, named by digest (JSON; the app alternates between two versions: a real change)
  *     - the same deploy again (no change: no disk write, no runner round trip)
  *     with the state directory on the VM's ext4 disk (what a guest with a disk has) and on tmpfs (the QEMU
  *     guest's initramfs); peers: the same module transfer + DEPLOY straight over a RunnerLink (no agent), and
@@ -93,9 +93,9 @@ interface DeployResults {
 async function deployLatency(sys: LocalSystem, modules: readonly Buffer[], held: readonly [Buffer, Buffer]): Promise<DeployResults> {
   const c = client(sys.agentSocket);
   let failures = 0;
-  const time = async (name: string, bytes: Buffer): Promise<number> => {
+  const timed = async (name: string, body: Buffer | string, headers: Record<string, string>): Promise<number> => {
     const t0 = performance.now();
-    const r = await c.send('PUT', `/v1/apps/${name}`, bytes, { 'content-type': 'application/wasm' });
+    const r = await c.send('PUT', `/v1/apps/${name}`, body, headers);
     const ms = performance.now() - t0;
     if (r.status >= 300) {
       failures++;
@@ -103,16 +103,19 @@ async function deployLatency(sys: LocalSystem, modules: readonly Buffer[], held:
     }
     return ms;
   };
+  const wasm = { 'content-type': 'application/wasm' };
+  const json = { 'content-type': 'application/json' };
   // Warm-up: connections, JIT, the runner's first compile.
-  for (let i = 0; i < 5; i++) await time('warm', variant(MODULE_BYTES));
+  for (let i = 0; i < 5; i++) await timed('warm', variant(MODULE_BYTES), wasm);
   const fresh: number[] = [];
-  for (const m of modules) fresh.push(await time('fresh', m));
-  await time('held', held[0]);
-  await time('held', held[1]);
+  for (const m of modules) fresh.push(await timed('fresh', m, wasm));
+  // A version the runner (and the store) already hold, named by digest: what a rollback or a re-deploy sends.
+  const digests = held.map(digestOf);
+  for (const m of held) await timed('held', m, wasm);
   const heldTimes: number[] = [];
-  for (let i = 0; i < HELD_N; i++) heldTimes.push(await time('held', held[i % 2]!));
+  for (let i = 0; i < HELD_N; i++) heldTimes.push(await timed('held', JSON.stringify({ module: digests[i % 2] }), json));
   const noop: number[] = [];
-  for (let i = 0; i < HELD_N; i++) noop.push(await time('held', held[(HELD_N - 1) % 2]!));
+  for (let i = 0; i < HELD_N; i++) noop.push(await timed('held', JSON.stringify({ module: digests[(HELD_N - 1) % 2] }), json));
   c.close();
   return { fresh: summarize(fresh), held: summarize(heldTimes), noop: summarize(noop), failures };
 }
@@ -155,10 +158,15 @@ interface CallResults {
   readonly sequential: Summary;
 }
 
-async function directCalls(region: string, window: number, seconds: number): Promise<LoadResult> {
+async function directCalls(region: string, window: number, seconds: number, deploy: boolean): Promise<LoadResult> {
   const link = new RunnerLink({ kind: 'ring', path: region, notify: 'futex' }, createLogger('bench', { level: 'silent' }));
   link.start();
   await link.connected(10_000);
+  if (deploy) {
+    const digest = digestOf(calc);
+    await link.ensureModule(digest, async () => calc);
+    await link.deploy({ app: 'calc', digest, kind: 'reactor', options: { args: [], env: {}, preopens: [], limits: {}, pool: { min: 2, max: 4, idleMs: 60_000 } } });
+  }
   let calls = 0;
   let errors = 0;
   const t0 = performance.now();
@@ -177,7 +185,7 @@ async function directCalls(region: string, window: number, seconds: number): Pro
   return { calls, errors, seconds: s, perSecond: calls / s };
 }
 
-async function callThroughput(sys: LocalSystem): Promise<CallResults> {
+async function callThroughput(sys: LocalSystem): Promise<Omit<CallResults, 'direct'>> {
   const c = client(sys.agentSocket);
   const dep = await c.send('PUT', '/v1/apps/calc', calc, { 'content-type': 'application/wasm', 'x-app-spec': JSON.stringify({ pool: { min: 2, max: 4 } }) });
   if (dep.status >= 300) throw new Error(`calc deploy failed: ${dep.text}`);
@@ -194,14 +202,12 @@ async function callThroughput(sys: LocalSystem): Promise<CallResults> {
   const msg = (id: number): string => `{"id":${id},"app":"calc","fn":"add","args":[1,2]}`;
   const ws: LoadResult[] = [];
   const httpR: LoadResult[] = [];
-  const direct: LoadResult[] = [];
   await wsCalls(sys.agentSocket, msg, 256, 1); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
     ws.push(await wsCalls(sys.agentSocket, msg, 256, SECONDS));
     httpR.push(await pipelinedHttp(sys.agentSocket, request, 8, 32, SECONDS));
-    direct.push(await directCalls(sys.region, 256, SECONDS));
   }
-  return { ws, http: httpR, direct, sequential: summarize(seq) };
+  return { ws, http: httpR, sequential: summarize(seq) };
 }
 
 function rate(results: readonly LoadResult[]): { mean: number; sePct: number; text: string } {
@@ -219,15 +225,29 @@ async function onSystem(label: string, dir: string, modules: readonly Buffer[], 
     log(`${label}: agent idle RSS after start ${idleStart.toFixed(1)} MiB; deploying`);
     const deploy = await deployLatency(sys, modules, held);
     const floor = await durableWriteFloor(sys.storeDir);
-    const direct = await directDeploy(sys.region, modules.map(() => variant(MODULE_BYTES)));
-    let calls: CallResults | undefined;
+    let calls: Omit<CallResults, 'direct'> | undefined;
     if (withCalls) {
       log(`${label}: calls`);
       calls = await callThroughput(sys);
     }
     await sleep(5000);
     const idleAfter = rssMiB(sys.agent!.pid!);
-    return { deploy, floor, direct, calls, idleStart, idleAfter };
+    return { deploy, floor, calls, idleStart, idleAfter };
+  } finally {
+    await sys.stop();
+  }
+}
+
+/** The peers need a runner of their own: the ring is single-producer, one agent at a time. */
+async function peers(modules: readonly Buffer[]): Promise<{ direct: Summary; calls: LoadResult[] }> {
+  const sys = new LocalSystem({ transport: 'ring', notify: 'futex', logLevel: 'error' });
+  try {
+    await sys.startRunner();
+    const direct = await directDeploy(sys.region, modules);
+    const calls: LoadResult[] = [];
+    await directCalls(sys.region, 256, 1, true);
+    for (let r = 0; r < ROUNDS; r++) calls.push(await directCalls(sys.region, 256, SECONDS, false));
+    return { direct, calls };
   } finally {
     await sys.stop();
   }
@@ -246,16 +266,18 @@ async function main(): Promise<void> {
   try {
     const disk = await onSystem('disk', diskDir, modules, held, true);
     const tmpfs = await onSystem('tmpfs', tmpfsDir, modules, held, false);
+    log('peers');
+    const peer = await peers(modules.map(() => variant(MODULE_BYTES)));
     const row = (what: string, s: Summary, target?: string): string[] => [what, fmt(s.p50), fmt(s.p99), `${fmt(s.mean)} ± ${fmt(s.sePct, 1)}%`, String(s.n), target ?? ''];
     const deployTable = table(
       ['deploy through the API (ms)', 'p50', 'p99', 'mean ± se', 'n', 'target'],
       [
         row(`150 KiB, runner lacks it — state on ${diskFs}`, disk.deploy.fresh, 'p50 ≤ 5'),
         row('150 KiB, runner lacks it — state on tmpfs', tmpfs.deploy.fresh, 'p50 ≤ 5'),
-        row(`runner holds it (A↔B swap) — state on ${diskFs}`, disk.deploy.held, 'p50 ≤ 1'),
-        row('runner holds it (A↔B swap) — state on tmpfs', tmpfs.deploy.held, 'p50 ≤ 1'),
+        row(`runner holds it (A↔B by digest) — state on ${diskFs}`, disk.deploy.held, 'p50 ≤ 1'),
+        row('runner holds it (A↔B by digest) — state on tmpfs', tmpfs.deploy.held, 'p50 ≤ 1'),
         row('same deploy again (no change)', disk.deploy.noop),
-        row('peer: transfer + DEPLOY over RunnerLink, no agent', disk.direct),
+        row('peer: transfer + DEPLOY over RunnerLink, no agent', peer.direct),
         row(`peer: one durable write (tmp+fsync+rename+dir fsync) on ${diskFs}`, disk.floor),
         row('peer: one durable write on tmpfs', tmpfs.floor),
       ],
@@ -263,7 +285,7 @@ async function main(): Promise<void> {
     const c = disk.calls!;
     const ws = rate(c.ws);
     const ht = rate(c.http);
-    const dr = rate(c.direct);
+    const dr = rate(peer.calls);
     const callTable = table(
       ['warm call calc.add(1, 2)', 'calls/s (mean ± se)', 'vs runner ceiling', 'rounds × s', 'target'],
       [

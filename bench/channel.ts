@@ -29,7 +29,7 @@ import { fmt, summarize, table, type Summary } from './lib/stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PEER = path.join(HERE, 'channel-peer.js');
-const RING = 1024 * 1024;
+const RING = Number(process.env.BENCH_RING ?? 1024 * 1024);
 const RTT_N = Number(process.env.BENCH_RTT_N ?? 100_000);
 const TP_FRAMES = Number(process.env.BENCH_TP_FRAMES ?? 4096); // 256 MiB of 64 KiB frames
 const KiB64 = 64 * 1024;

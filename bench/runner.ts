@@ -149,11 +149,13 @@ async function main(): Promise<void> {
   let starts: Result<{ cold: number[]; warm: number[] }>;
   let calls1: Result<number[]>;
   let calls64: Result<number[]>;
+  let calls256: Result<number[]>;
   let nbodyRunner: Result<number[]>;
   try {
     starts = await attempt(() => startLatency(rt));
     calls1 = await attempt(() => callRate(rt, 1));
     calls64 = await attempt(() => callRate(rt, 64));
+    calls256 = await attempt(() => callRate(rt, 256));
     nbodyRunner = await attempt(() => runnerNbody(rt));
   } finally {
     await rt.stop();
@@ -165,9 +167,10 @@ async function main(): Promise<void> {
   const warm = starts.ok ? summarize(starts.value.warm) : undefined;
   const c1 = calls1.ok ? summarize(calls1.value) : undefined;
   const c64 = calls64.ok ? summarize(calls64.value) : undefined;
+  const c256 = calls256.ok ? summarize(calls256.value) : undefined;
   const nr = nbodyRunner.ok ? summarize(nbodyRunner.value) : undefined;
   const nn = nbodyNative.ok ? summarize(nbodyNative.value) : undefined;
-  const errors = [starts, calls1, calls64, nbodyRunner, nbodyNative, mem].filter((r): r is { ok: false; error: string } => !r.ok).map((r) => r.error);
+  const errors = [starts, calls1, calls64, calls256, nbodyRunner, nbodyNative, mem].filter((r): r is { ok: false; error: string } => !r.ok).map((r) => r.error);
 
   const md = [
     '## Runner (issue 4)',
@@ -179,6 +182,7 @@ async function main(): Promise<void> {
       row('start -> first output, warm (pooled)', warm, 'ms', warm && cold ? `${fmt(cold.p50 / warm.p50, 1)}× faster than cold` : ''),
       row('warm calls/s, 1 in flight', c1, '/s'),
       row('warm calls/s, 64 in flight', c64, '/s', 'calc.add on one instance'),
+      row('warm calls/s, 256 in flight', c256, '/s', 'calls issued together share a CALL_BATCH frame'),
       row(`nbody ${NBODY_N} under the runner`, nr, 'ms', nr && nn ? `${fmt(nr.p50 / nn.p50, 2)}× native` : ''),
       row(`nbody ${NBODY_N} native (clang -O2)`, nn, 'ms'),
     ]),

@@ -154,3 +154,16 @@ test('the daemon: --help prints usage and exits 0; --check-config prints the res
   t.is(bad.status, 1);
   t.regex(bad.stderr, /^wasmedge-agent: config trust\.requireSignature: /);
 });
+
+test('the shipped example config and systemd unit agree and validate', (t) => {
+  const root = path.resolve(path.dirname(AGENT_MAIN), '../../../..');
+  const example = path.join(root, 'agent/systemd/config.example.json');
+  const { config } = loadAgentConfig([], { WASMEDGE_AGENT_CONFIG: example });
+  t.is(config.api.socket, '/run/wasmedge-agent/agent.sock');
+  t.true(config.trust.requireSignature);
+  const unit = fs.readFileSync(path.join(root, 'agent/systemd/wasmedge-agent.service'), 'utf8');
+  t.regex(unit, /^ExecStart=.* --config \/etc\/wasmedge-agent\/config\.json$/m);
+  t.regex(unit, /^RuntimeDirectory=wasmedge-agent$/m, 'the socket directory the config names');
+  t.regex(unit, /^StateDirectory=wasmedge-agent$/m, 'the stateDir the config names');
+  t.regex(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m, 'reload re-reads the trust store');
+});

@@ -40,7 +40,14 @@ export function systemRoutes(ctx: ApiContext): Route[] {
     { method: 'GET', path: '/v1/metrics', handler: metrics },
     { method: 'GET', path: '/v1/logs', handler: (req, res) => streamLogs(ctx, req, res) },
     { method: 'POST', path: '/v1/reconcile', handler: async (_q, res) => sendJson(res, 200, { report: (await core.reconciler.converge('manual')) ?? null }) },
-    { method: 'POST', path: '/v1/trust/reload', handler: async (_q, res) => sendJson(res, 200, { keys: (core.trust.reload(), core.trust.list()) }) },
+    {
+      method: 'POST',
+      path: '/v1/trust/reload',
+      handler: async (_q, res) => {
+        core.trust.reload();
+        sendJson(res, 200, { keys: core.trust.list() });
+      },
+    },
   ];
 }
 

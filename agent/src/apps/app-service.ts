@@ -1,6 +1,6 @@
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
-import type { DeployResult } from '../../../runner-proto/src/protocol/index.js';
+import type { DeployMessage, DeployResult } from '../../../runner-proto/src/protocol/index.js';
 import { checkModule, type CheckPolicy, type ModuleInfo } from '../check/index.js';
 import type { RunnerLink } from '../link/index.js';
 import type { LogRing } from '../logs/index.js';
@@ -96,6 +96,14 @@ export class AppService {
   readonly signatures = new ExportSignatures();
   private readonly o: AppServiceOptions;
   private readonly failures = new Map<string, { code: string; message: string; at: string }>();
+  /** What the checker found each digest to be, so deploying a stored module by digest needs no re-check. */
+  private readonly kinds = new Map<string, 'command' | 'reactor'>();
+
+  /** Records a checked module's kind (uploads call this too). */
+  rememberKind(digest: string, info: ModuleInfo): void {
+    this.kinds.set(digest, info.kind === 'command' ? 'command' : 'reactor');
+    if (this.kinds.size > 4096) this.kinds.delete(this.kinds.keys().next().value!);
+  }
 
   constructor(options: AppServiceOptions) {
     this.o = options;
@@ -139,19 +147,21 @@ export class AppService {
       digest = digestOf(bytes);
       kind = kindOf(info, s.kind);
       this.signatures.remember(digest, info.exports);
+      this.rememberKind(digest, info);
       if (source.nameModule) moduleName = name;
     } else {
       const rec = await store.resolve(source.ref);
       digest = rec.digest;
       const meta = 'name' in rec ? (rec as NameRecord).meta : undefined;
       moduleName = 'name' in rec ? (rec as NameRecord).name : undefined;
-      const storedKind = typeof meta?.kind === 'string' ? meta.kind : undefined;
+      const storedKind = typeof meta?.kind === 'string' ? meta.kind : this.kinds.get(digest);
       // Re-checked under today's policy when the store cannot vouch for it: unknown kind, or signatures required.
       if (storedKind === undefined || trust.policy.requireSignature || (s.kind !== undefined && s.kind !== storedKind)) {
         bytes = await store.get(digest);
         const info = checkModule(bytes, policy, { declaredKind: s.kind });
         kind = kindOf(info, s.kind);
         this.signatures.remember(digest, info.exports);
+        this.rememberKind(digest, info);
         const sig = typeof meta?.signature === 'string' ? meta.signature : undefined;
         verdict = trust.policy.requireSignature || sig !== undefined ? trust.check(bytes, sig, `module ${source.ref}`) : { signed: false };
       } else {
@@ -212,9 +222,9 @@ export class AppService {
     });
     let transferred = false;
     const deployed: Promise<DeployResult | undefined> = connected
-      ? link.ensureModule(digest, load, 30_000).then(async (r) => {
-          transferred = r.sent;
-          return link.deploy({ app: name, digest, kind, options });
+      ? this.sendAndDeploy({ app: name, digest, kind, options }, load).then((r) => {
+          transferred = r.transferred;
+          return r.result;
         })
       : Promise.resolve(undefined);
     const [p, d] = await Promise.allSettled([persisted, deployed]);
@@ -263,13 +273,27 @@ export class AppService {
     else await this.o.link.undeploy(name);
   }
 
+  /** Module to the runner if it lacks it, then DEPLOY; a runner that lost the module gets it again, once. */
+  private async sendAndDeploy(msg: DeployMessage, load: () => Promise<Uint8Array>): Promise<{ transferred: boolean; result: DeployResult }> {
+    const { link } = this.o;
+    let sent = (await link.ensureModule(msg.digest, load, 30_000)).sent;
+    try {
+      return { transferred: sent, result: await link.deploy(msg) };
+    } catch (err) {
+      const e = toAgentError(err);
+      if (e.code !== 'AGT_ERR_NOT_FOUND' || e.details.field !== 'digest') throw e;
+      link.forgetHeld(msg.digest);
+      sent = (await link.ensureModule(msg.digest, load, 30_000)).sent || sent;
+      return { transferred: sent, result: await link.deploy(msg) };
+    }
+  }
+
   /** Makes the runner run `spec` (module sent if missing); records it as applied. Caller holds the app lock. */
   async applyToRunner(spec: AppSpec): Promise<{ transferred: boolean }> {
-    const r = await this.o.link.ensureModule(spec.digest, () => this.o.store.get(spec.digest), 30_000);
-    await this.o.link.deploy({ app: spec.name, digest: spec.digest, kind: spec.kind, options: spec.options });
+    const r = await this.sendAndDeploy({ app: spec.name, digest: spec.digest, kind: spec.kind, options: spec.options }, () => this.o.store.get(spec.digest));
     this.o.desired.markApplied(spec.name, spec.generation);
     this.failures.delete(spec.name);
-    return { transferred: r.sent };
+    return { transferred: r.transferred };
   }
 
   noteFailure(name: string, e: AgentError): void {

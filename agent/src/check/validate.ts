@@ -6,6 +6,7 @@ import type { ModuleInfo, SectionInfo } from './types.js';
 // slice of it the checker uses.
 interface WasmApi {
   readonly Module: new (bytes: Uint8Array) => object;
+  validate(bytes: Uint8Array): boolean;
   readonly CompileError: abstract new (...args: never[]) => Error;
 }
 
@@ -24,9 +25,15 @@ export function validateWithV8(bytes: Uint8Array, info: ModuleInfo): void {
       { rule: 'validate' },
     );
   }
+  // validate() checks without generating code (several times cheaper than compiling); only a module that fails
+  // is compiled, for V8's message and offset.
+  if (wasm.validate(bytes)) return;
   try {
     new wasm.Module(bytes);
+    // validate() refused what the compiler accepts: trust the refusal, with what little we know.
+    throw reject('AGT_ERR_WASM_INVALID', 'validate', {}, 'fails validation (V8 gave no reason)');
   } catch (err) {
+    if (err instanceof AgentError) throw err;
     const raw = err instanceof Error ? err.message : String(err);
     if (!(err instanceof wasm.CompileError)) {
       throw reject('AGT_ERR_INTERNAL', 'validate', {}, `V8 could not compile the module: ${raw}`, {}, err);

@@ -23,7 +23,8 @@ agent:
   metrics                                        the Prometheus metrics, as text
 
 global options (before COMMAND):
-  --socket PATH        agent socket (default $WASMEDGE_AGENT_SOCKET, else /run/wasmedge-agent.sock)
+  --socket PATH        agent socket (default $WASMEDGE_AGENT_SOCKET, else /run/wasmedge-agent/agent.sock
+                       when the systemd unit runs, else /run/wasmedge-agent.sock)
   --tcp HOST:PORT      use the agent's TCP listener ($WASMEDGE_AGENT_TCP); token from --token-file or
   --token-file FILE    $WASMEDGE_AGENT_TOKEN / $WASMEDGE_AGENT_TOKEN_FILE
   --timeout MS         bound for each request (default 60000)

@@ -13,7 +13,7 @@ import { looksLikeFile, out } from './output.js';
 /** The agent's address: --tcp (with a token) or the Unix socket. */
 function addressOf(g: GlobalOptions, env: NodeJS.ProcessEnv): AgentAddress {
   const tcp = g.tcp ?? env.WASMEDGE_AGENT_TCP;
-  if (tcp === undefined || g.socket !== undefined) return { socketPath: g.socket ?? defaultSocketPath(env) };
+  if (tcp === undefined || g.socket !== undefined) return { socketPath: g.socket ?? defaultSocketPath(env, { probeSystemd: true }) };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(tcp);
   if (!m) throw usage(`--tcp expects HOST:PORT, got "${tcp}"`);
   const tokenFile = g.tokenFile ?? env.WASMEDGE_AGENT_TOKEN_FILE;

@@ -1,3 +1,3 @@
 export { AgentClient } from './agent-client.js';
 export type { AgentAddress, CallAnswer, InvokeAnswer, RunCallbacks } from './agent-client.js';
-export { defaultSocketPath } from './socket-path.js';
+export { SYSTEMD_SOCKET, defaultSocketPath } from './socket-path.js';

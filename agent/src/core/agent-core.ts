@@ -153,6 +153,7 @@ export class AgentCore {
       const signature = typeof opts.signature === 'string' ? opts.signature.trim() : opts.signature ? Buffer.from(opts.signature).toString('base64') : undefined;
       await this.store.setName(name, put.digest, { kind, ...(verdict.signed ? { signer: verdict.keyId, signature: signature! } : {}) });
       this.apps.signatures.remember(put.digest, info.exports);
+      this.apps.rememberKind(put.digest, info);
       this.metrics?.uploads.inc({ result: put.created ? 'stored' : 'unchanged' });
       this.metrics?.uploadBytes.inc(bytes.length);
       this.logger.info({ name, digest: put.digest, size: put.size, created: put.created, kind, signer: verdict.signed ? verdict.keyId : undefined }, 'module stored');

@@ -76,7 +76,10 @@ export class Inbox {
   /** For tests and the API: every file handled. */
   onEvent(listener: (e: InboxEvent) => void): () => void {
     this.listeners.push(listener);
-    return () => this.listeners.splice(this.listeners.indexOf(listener) >>> 0, 1);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
   }
 
   async start(): Promise<void> {

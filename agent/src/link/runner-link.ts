@@ -118,6 +118,8 @@ export class RunnerLink {
   private connects = 0;
   private connectedAt: Date | undefined;
   private readonly transfers = new Map<string, Promise<void>>();
+  /** Digests the runner is known to hold on the current connection; cleared when the link drops. */
+  private readonly held = new Set<string>();
   private readonly connectedListeners: Array<(info: ConnectedInfo) => void> = [];
   private readonly lostListeners: Array<(why: string) => void> = [];
   private previousRunnerEpoch: number | undefined;
@@ -322,6 +324,7 @@ export class RunnerLink {
     }
     this.runs.clear();
     this.transfers.clear();
+    this.held.clear();
     if (!this.closed) {
       this.logger.warn({ why }, 'runner link lost');
       for (const l of [...this.lostListeners]) {
@@ -380,8 +383,14 @@ export class RunnerLink {
 
   private async ensureOnce(digest: string, load: () => Promise<Uint8Array>): Promise<{ sent: boolean }> {
     const ep = await this.connected();
+    // Known to be there on this connection: no round trip. (The runner only forgets a module when told to;
+    // should that change, forgetHeld() after a NOT_FOUND puts the question back on the wire.)
+    if (this.held.has(digest)) return { sent: false };
     const have = await ep.requestJson(MsgType.MODULE_HAVE, { digest }, haveSchema);
-    if (have.have) return { sent: false };
+    if (have.have) {
+      if (this.endpoint === ep) this.held.add(digest);
+      return { sent: false };
+    }
     // Concurrent runs of the same new module share one transfer.
     let t = this.transfers.get(digest);
     if (!t) {
@@ -389,7 +398,13 @@ export class RunnerLink {
       this.transfers.set(digest, t);
     }
     await t;
+    if (this.endpoint === ep) this.held.add(digest);
     return { sent: true };
+  }
+
+  /** Forget that the runner holds `digest` (it answered NOT_FOUND): the next ensureModule asks again. */
+  forgetHeld(digest: string): void {
+    this.held.delete(digest);
   }
 
   private async sendModule(ep: Endpoint, digest: string, bytes: Uint8Array): Promise<void> {
