@@ -162,8 +162,11 @@ export class AppService {
         kind = kindOf(info, s.kind);
         this.signatures.remember(digest, info.exports);
         this.rememberKind(digest, info);
+        // Required: verified again under today's keys (a revoked key stops later deploys). Not required: the
+        // upload verified it; the recorded signer is carried over.
         const sig = typeof meta?.signature === 'string' ? meta.signature : undefined;
-        verdict = trust.policy.requireSignature || sig !== undefined ? trust.check(bytes, sig, `module ${source.ref}`) : { signed: false };
+        if (trust.policy.requireSignature) verdict = trust.check(bytes, sig, `module ${source.ref}`);
+        else if (typeof meta?.signer === 'string') verdict = { signed: true, keyId: meta.signer, label: '' };
       } else {
         kind = storedKind === 'command' ? 'command' : 'reactor';
         if (typeof meta?.signer === 'string') verdict = { signed: true, keyId: meta.signer, label: '' };
