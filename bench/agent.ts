@@ -205,7 +205,7 @@ async function callThroughput(sys: LocalSystem): Promise<Omit<CallResults, 'dire
   await wsCalls(sys.agentSocket, msg, 256, 1); // warm-up
   for (let r = 0; r < ROUNDS; r++) {
     ws.push(await wsCalls(sys.agentSocket, msg, 256, SECONDS));
-    httpR.push(await pipelinedHttp(sys.agentSocket, request, 8, 32, SECONDS));
+    httpR.push(await pipelinedHttp(sys.agentSocket, request, 64, 4, SECONDS));
   }
   return { ws, http: httpR, sequential: summarize(seq) };
 }
@@ -290,7 +290,7 @@ async function main(): Promise<void> {
       ['warm call calc.add(1, 2)', 'calls/s (mean ± se)', 'vs runner ceiling', 'rounds × s', 'target'],
       [
         ['WS /v1/calls, 256 in flight', ws.text, `${fmt(ws.mean / dr.mean, 2)}×`, `${ROUNDS} × ${SECONDS}`, '≥ 10,000'],
-        ['HTTP/1.1 keep-alive, 8 conns × 32 pipelined', ht.text, `${fmt(ht.mean / dr.mean, 2)}×`, `${ROUNDS} × ${SECONDS}`, '≥ 10,000'],
+        ['HTTP/1.1 keep-alive, 64 conns × 4 pipelined', ht.text, `${fmt(ht.mean / dr.mean, 2)}×`, `${ROUNDS} × ${SECONDS}`, '≥ 10,000'],
         ['peer: RunnerLink.call, 256 in flight (no API)', dr.text, '1.00×', `${ROUNDS} × ${SECONDS}`, ''],
         ['HTTP one at a time: latency p50 / p99 (ms)', `${fmt(c.sequential.p50, 3)} / ${fmt(c.sequential.p99, 3)}`, '', `n ${c.sequential.n}`, ''],
       ],

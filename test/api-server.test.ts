@@ -25,7 +25,7 @@ const tokenFile = path.join(dir, 'token');
 fs.writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
 const config = path.join(dir, 'agent.json');
 fs.writeFileSync(config, JSON.stringify({ api: { maxJsonBytes: MAX_JSON, maxInvokeBytes: MAX_INVOKE, tcp: { host: '127.0.0.1', port: 0, tokenFile } } }));
-const sys = new LocalSystem({ transport: 'ring', dir, agentArgs: ['--config', config, '--max-module', String(MAX_MODULE)] });
+const sys = new LocalSystem({ transport: 'ring', dir, logLevel: 'debug', agentArgs: ['--config', config, '--max-module', String(MAX_MODULE)] });
 
 const tcp = () => ({ host: '127.0.0.1', port: sys.tcpPort! });
 
@@ -94,19 +94,41 @@ test('bodies over their limits are refused with 413: JSON, modules (declared or 
   const declared = await api(sys, 'POST', '/v1/modules/big', { body: big });
   t.is(declared.status, 413);
   t.regex(declared.json().error.message, /exceeds the limit of 262144 bytes/);
+  // With Expect: 100-continue (what the CLI sends for large bodies) the refusal comes before any body byte.
+  const early = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+    let continued = false;
+    const req = http.request({ socketPath: sys.agentSocket, agent: false, method: 'POST', path: '/v1/modules/big', headers: { 'content-length': big.length, expect: '100-continue' } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, continued });
+      });
+    });
+    req.on('continue', () => {
+      continued = true;
+      req.end(big);
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  t.deepEqual(early, { status: 413, continued: false });
   const deploy = await api(sys, 'PUT', '/v1/apps/big', { body: big, headers: { 'content-type': 'application/wasm' } });
   t.is(deploy.status, 413);
   const invoke = await api(sys, 'POST', '/v1/apps/hello/invoke', { body: Buffer.alloc(MAX_INVOKE + 1) });
   t.is(invoke.status, 413);
 
   // Chunked (no Content-Length): refused as soon as the count passes the limit, then the connection closes.
+  const events: string[] = [];
   const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request({ socketPath: sys.agentSocket, method: 'POST', path: '/v1/modules/streamed', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+    const req = http.request({ socketPath: sys.agentSocket, agent: false, method: 'POST', path: '/v1/modules/streamed', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+      events.push(`response ${res.statusCode}`);
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('aborted', () => events.push('aborted'));
     });
-    req.on('error', () => undefined);
+    req.on('error', (e) => events.push(`req error ${e.message}`));
+    req.on('socket', (sock) => sock.on('close', () => events.push('socket closed')));
     let sent = 0;
     const pump = (): void => {
       if (sent > 4 * MAX_MODULE || req.destroyed) return;
@@ -115,7 +137,7 @@ test('bodies over their limits are refused with 413: JSON, modules (declared or 
       setTimeout(pump, 5);
     };
     pump();
-    setTimeout(() => reject(new Error('no answer to a streamed oversized body')), 10_000).unref();
+    setTimeout(() => reject(new Error(`no answer to a streamed oversized body; client: ${events.join(', ')}; sent ${sent}; agent: ${sys.logs.split('\n').filter((l) => /client error|streamed/.test(l)).join(' | ')}`)), 10_000).unref();
   });
   t.is(streamed.status, 413);
   t.is(JSON.parse(streamed.body).error.code, 'AGT_ERR_TOO_LARGE');

@@ -23,17 +23,22 @@ export function request(
     const body = typeof o.body === 'string' ? Buffer.from(o.body) : o.body;
     const headers: Record<string, string | number> = { ...(o.headers ?? {}) };
     if (body && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) headers['content-length'] = body.length;
+    // Like the CLI: large bodies wait for `100 Continue`, so a refusal arrives before the body is sent.
+    const waitContinue = body !== undefined && body.length > 64 * 1024 && headers.expect === undefined;
+    if (waitContinue) headers.expect = '100-continue';
     const req = http.request({ ...target, method, path: urlPath, headers, timeout: o.timeoutMs ?? 20_000, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
+        if (!req.writableFinished) req.destroy();
         const buf = Buffer.concat(chunks);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: buf, text: buf.toString(), json: () => JSON.parse(buf.toString()) });
       });
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${o.timeoutMs ?? 20_000} ms`)));
     req.on('error', reject);
-    req.end(body);
+    if (waitContinue) req.once('continue', () => req.end(body));
+    else req.end(body);
   });
 }
 

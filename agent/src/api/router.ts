@@ -8,6 +8,8 @@ export interface Route {
   /** Path with `:param` segments, e.g. /v1/apps/:name/call. */
   readonly path: string;
   readonly handler: Handler;
+  /** Largest body this route reads (checked against Content-Length before `100 Continue`); default: JSON bodies. */
+  readonly bodyLimit?: (req: IncomingMessage) => number;
 }
 
 interface Compiled extends Route {

@@ -48,6 +48,7 @@ export function appRoutes(ctx: ApiContext): Route[] {
         }
         sendJson(res, deployStatus(out), out);
       },
+      bodyLimit: (req) => (isJsonContent(req) ? ctx.maxJsonBytes : core.maxModuleBytes),
     },
     { method: 'POST', path: '/v1/apps/:name/stop', handler: async (_q, res, p) => sendJson(res, 200, await core.apps.stop(p[0]!)) },
     { method: 'POST', path: '/v1/apps/:name/start', handler: async (_q, res, p) => sendJson(res, 200, await core.apps.start(p[0]!)) },
@@ -82,6 +83,7 @@ export function appRoutes(ctx: ApiContext): Route[] {
         res.writeHead(200, headers);
         res.end(r.stdout);
       },
+      bodyLimit: () => ctx.maxInvokeBytes,
     },
   ];
 }

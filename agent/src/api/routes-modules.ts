@@ -27,8 +27,8 @@ export function moduleRoutes(ctx: ApiContext): Route[] {
   };
   return [
     { method: 'GET', path: '/v1/modules', handler: async (_q, res) => sendJson(res, 200, { modules: await core.list() }) },
-    { method: 'POST', path: '/v1/modules/:name', handler: (q, r, p) => upload(q, r, p[0]!) },
-    { method: 'PUT', path: '/v1/modules/:name', handler: (q, r, p) => upload(q, r, p[0]!) },
+    { method: 'POST', path: '/v1/modules/:name', handler: (q, r, p) => upload(q, r, p[0]!), bodyLimit: () => core.maxModuleBytes },
+    { method: 'PUT', path: '/v1/modules/:name', handler: (q, r, p) => upload(q, r, p[0]!), bodyLimit: () => core.maxModuleBytes },
     { method: 'GET', path: '/v1/modules/:name', handler: async (_q, res, p) => sendJson(res, 200, await core.store.resolve(p[0]!)) },
     { method: 'DELETE', path: '/v1/modules/:name', handler: async (_q, res, p) => sendJson(res, 200, { removed: await core.remove(p[0]!) }) },
     {

@@ -9,7 +9,7 @@ import type { AgentCore } from '../core/index.js';
 import type { Inbox } from '../inbox/index.js';
 import { BearerAuth } from './auth.js';
 import type { ApiContext } from './context.js';
-import { queryOf, sendError } from './http-util.js';
+import { markBodyUnread, queryOf, sendError } from './http-util.js';
 import { Gate, Router } from './router.js';
 import { appRoutes } from './routes-apps.js';
 import { moduleRoutes } from './routes-modules.js';
@@ -68,13 +68,17 @@ export class ApiServer {
   }
 
   private makeServer(authenticated: boolean): http.Server {
-    const server = http.createServer((req, res) => void this.dispatch(req, res, authenticated));
+    const server = http.createServer((req, res) => void this.dispatch(req, res, authenticated, false));
+    // Expect: 100-continue (what the client sends with large bodies): the token and the declared size are
+    // checked before the client sends a byte of the body; a refusal costs the client nothing to transmit.
+    server.on('checkContinue', (req, res) => void this.dispatch(req, res, authenticated, true));
     server.requestTimeout = this.o.requestTimeoutMs ?? 10 * 60_000;
     server.headersTimeout = this.o.headersTimeoutMs ?? 30_000;
     server.maxConnections = this.o.maxConnections ?? 1024;
     server.keepAliveTimeout = 65_000;
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head, authenticated));
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      this.o.logger.debug({ code: err.code, err: err.message }, 'client error');
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
@@ -111,16 +115,29 @@ export class ApiServer {
     return (this.tcp?.address() as AddressInfo | null)?.port;
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse, authenticated: boolean): Promise<void> {
+  private async dispatch(req: IncomingMessage, res: ServerResponse, authenticated: boolean, expectsContinue: boolean): Promise<void> {
     const pathname = (req.url ?? '/').split('?')[0]!;
     let label = 'unmatched';
+    let continued = false;
     res.once('finish', () => this.o.core.metrics?.requests.inc({ route: `${req.method} ${label}`, status: String(res.statusCode) }));
     try {
       if (authenticated) this.auth!.check(req);
       const { route, params } = this.router.match(req.method ?? 'GET', pathname);
       label = route.path;
+      if (expectsContinue) {
+        const limit = route.bodyLimit?.(req) ?? this.ctx.maxJsonBytes;
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > limit) {
+          markBodyUnread(req);
+          throw new AgentError('AGT_ERR_TOO_LARGE', `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, { limit, field: 'body' });
+        }
+        res.writeContinue();
+        continued = true;
+      }
       await route.handler(req, res, params);
     } catch (err) {
+      // Refused before `100 Continue`: the client never sent the body, so the connection cannot be reused.
+      if (expectsContinue && !continued) markBodyUnread(req);
       const e = toAgentError(err);
       if (e.code === 'AGT_ERR_INTERNAL' || e.code === 'AGT_ERR_STORE_IO') this.o.logger.error({ method: req.method, path: pathname, code: e.code, err: e.message }, 'request failed');
       else this.o.logger.debug({ method: req.method, path: pathname, code: e.code, err: e.message }, 'request refused');

@@ -46,6 +46,9 @@ interface RawAnswer {
   readonly body: Buffer;
 }
 
+/** Bodies above this size are sent with `Expect: 100-continue`. */
+const CONTINUE_ABOVE = 64 * 1024;
+
 /** The CLI starts often: it checks the message shapes by hand instead of loading zod (~200 ms). */
 function asRecord(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
@@ -102,6 +105,9 @@ export class AgentClient {
       const body = typeof o.body === 'string' ? Buffer.from(o.body) : o.body;
       const headers: Record<string, string | number> = { ...this.authHeaders(), ...(o.headers ?? {}) };
       if (body) headers['content-length'] = body.length;
+      // Large bodies wait for `100 Continue`: a refusal (too large, no token) comes before any byte is sent.
+      const waitContinue = body !== undefined && body.length > CONTINUE_ABOVE;
+      if (waitContinue) headers.expect = '100-continue';
       const req = http.request({ ...this.target(), agent: this.agent, path, method, timeout: this.timeoutMs, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -139,7 +145,8 @@ export class AgentClient {
           }
           req.end();
         };
-        pump();
+        if (waitContinue) req.once('continue', pump);
+        else pump();
       } else req.end();
     });
   }
