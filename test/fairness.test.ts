@@ -28,7 +28,9 @@ test('output of many instances is interleaved fairly when the channel is the bot
     const [x, y] = got as [number, number];
     t.log(`flood A ${x} bytes, flood B ${y} bytes`);
     t.true(x > 100_000 && y > 100_000, 'both floods made progress');
-    t.true(x / y < 2 && y / x < 2, `fair share: ${x} vs ${y}`);
+    // Round robin shares the channel while both have output queued; a CPU-starved flood produces less, so
+    // the bound is loose: neither run may be starved.
+    t.true(x / y < 4 && y / x < 4, `fair share: ${x} vs ${y}`);
     await a.kill(0);
     await b.kill(0);
     const [ea, eb] = await Promise.all([a.exit, b.exit]);

@@ -195,6 +195,7 @@ export class AgentCore {
           output.onStderr(c);
         },
       },
+      { onRunId: (id) => (runId = id) },
     );
     runId = handle.runId;
     this.runsActive++;

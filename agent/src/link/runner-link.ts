@@ -420,9 +420,11 @@ export class RunnerLink {
   }
 
   /** Starts a run; output is delivered through `output` until `exit` settles. */
-  async run(req: RunMessage, output: RunOutput, options: { timeoutMs?: number } = {}): Promise<RunHandle> {
+  async run(req: RunMessage, output: RunOutput, options: { timeoutMs?: number; onRunId?: (runId: number) => void } = {}): Promise<RunHandle> {
     const ep = await this.connected();
     const runId = ep.allocCorr();
+    // Output may arrive before the runner's "started" answer: whoever labels it needs the id first.
+    options.onRunId?.(runId);
     let resolve!: (e: ExitMessage) => void;
     let reject!: (e: AgentError) => void;
     const exit = new Promise<ExitMessage>((res, rej) => {
