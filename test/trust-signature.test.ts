@@ -134,8 +134,11 @@ test('an agent requiring signatures refuses unsigned and tampered modules on eve
   fs.renameSync(path.join(inbox, '.signed.tmp'), path.join(inbox, 'signed.wasm'));
   await waitFor('signed app running', async () => (await api(sys, 'GET', '/v1/apps/signed')).json().status === 'running', 10_000);
 
-  // Revocation: remove the key and reload; a stored module can no longer be deployed, running apps stay.
+  // Revocation: remove the key and reload (SIGHUP, as `systemctl reload` sends; or the API); a stored module
+  // can no longer be deployed, running apps stay.
   fs.rmSync(signer.pemFile);
+  sys.agent!.kill('SIGHUP');
+  await waitFor('keys reloaded on SIGHUP', async () => (await api(sys, 'GET', '/v1/status')).json().trust.keys.length === 0, 5000);
   const reload = await api(sys, 'POST', '/v1/trust/reload');
   t.deepEqual(reload.json().keys, []);
   const revoked = await api(sys, 'PUT', '/v1/apps/h3', { body: { module: 'hello' } });

@@ -14,7 +14,7 @@ export async function status(client: AgentClient, argv: string[], json: boolean)
   const r = s.runner;
   out(`runner:  ${r.connected ? 'connected' : 'DISCONNECTED'} via ${r.transport} ${r.path}${r.connected ? ` (protocol v${r.protocolVersion}, engines ${r.engines?.join(',')}, epoch ${r.runnerEpoch}${r.lastPingMs !== undefined ? `, ping ${r.lastPingMs.toFixed(2)} ms` : ''})` : ''}`);
   out(`channel: ${r.channel.framesOut} frames out, ${r.channel.framesIn} in, ${r.channel.faults} faults, ${r.channel.kicks} kicks; ${r.connects} connection(s)${r.since ? ` since ${r.since}` : ''}`);
-  out(`apps:    ${s.apps.length === 0 ? 'none' : ''}`);
+  out(`apps:    ${s.apps.length === 0 ? 'none' : `${s.apps.filter((a) => a.status === 'running').length} of ${s.apps.length} running`}`);
   if (s.apps.length > 0) {
     const rows = [['APP', 'KIND', 'STATUS', 'DIGEST', 'INSTANCES', 'IDLE', 'CALLS'], ...s.apps.map((a) => [a.name, a.kind, a.status, shortDigest(a.digest), String(a.runner?.instances ?? 0), String(a.runner?.idle ?? 0), String(a.runner?.calls ?? 0)])];
     for (const line of table(rows)) out(`  ${line}`);
