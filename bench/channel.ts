@@ -6,7 +6,7 @@
  * docs/benchmarks.md. Samples are kept whole: a failed measurement is reported as such, not dropped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -24,6 +24,7 @@ import { Region, Side, regionSizeFor } from '../runner-proto/src/region/index.js
 import { RingConsumer, RingProducer } from '../runner-proto/src/ring/index.js';
 import { createRegionFile, mapFile, type Mapping } from '../runner-proto/src/shm/index.js';
 import { RingTransport } from '../runner-proto/src/transport/index.js';
+import { bigModule } from '../test/helpers/modules.js';
 import { writeSection } from './lib/doc.js';
 import { fmt, summarize, table, type Summary } from './lib/stats.js';
 
@@ -239,18 +240,10 @@ function copyThroughput(): number[] {
 
 function moduleOf(size: number): Buffer {
   const hello = fs.readFileSync(path.resolve(HERE, '../../examples/hello/hello.wasm'));
-  const extra = size - hello.length - 16;
-  const name = Buffer.from('bench');
-  const n = 1 + name.length + extra;
-  const leb: number[] = [];
-  let v = n;
-  do {
-    let b = v & 0x7f;
-    v >>>= 7;
-    if (v) b |= 0x80;
-    leb.push(b);
-  } while (v);
-  return Buffer.concat([hello, Buffer.from([0, ...leb, name.length]), name, randomBytes(extra)]);
+  // Random padding: every sample is a module the runner has never seen.
+  const m = bigModule(hello, size - hello.length - 16);
+  randomFillSync(m, m.length - (size - hello.length - 16));
+  return m;
 }
 
 async function deployTimes(): Promise<Map<number, number[]>> {

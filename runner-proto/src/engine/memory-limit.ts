@@ -8,6 +8,7 @@
  * Only the memory section is parsed (a minimal LEB128 walk); the runner must not depend on the agent's checker.
  * Imported memories are left alone: the WASI host provides none, so such modules fail to instantiate anyway.
  */
+import { uleb } from './wasm-binary.js';
 
 const MEMORY_SECTION = 5;
 const LIMITS_HAS_MAX = 0x01;
@@ -36,17 +37,6 @@ function readLeb(bytes: Uint8Array, at: number, maxBytes: number): Leb {
   throw new Error(`LEB128 too long at byte ${at}`);
 }
 
-function writeLeb(value: number): number[] {
-  const out: number[] = [];
-  let rest = value;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (rest !== 0);
-  return out;
-}
 
 /** Declared memories (min/max pages) of a module, for diagnostics and tests. */
 export function declaredMemories(bytes: Uint8Array): { min: number; max: number | undefined }[] {
@@ -124,12 +114,12 @@ export function limitMemoryPages(bytes: Uint8Array, maxPages: number): LimitResu
   }
   if (memories.every((m) => m.max !== undefined && m.max <= maxPages)) return { ok: true, bytes, changed: false };
 
-  const content: number[] = [...writeLeb(memories.length)];
+  const content: number[] = [...uleb(memories.length)];
   for (const m of memories) {
     const max = m.max === undefined ? maxPages : Math.min(m.max, maxPages);
-    content.push(m.flags | LIMITS_HAS_MAX, ...writeLeb(m.min), ...writeLeb(max));
+    content.push(m.flags | LIMITS_HAS_MAX, ...uleb(m.min), ...uleb(max));
   }
-  const header = [MEMORY_SECTION, ...writeLeb(content.length)];
+  const header = [MEMORY_SECTION, ...uleb(content.length)];
   const out = new Uint8Array(section.idAt + header.length + content.length + (bytes.length - section.contentEnd));
   out.set(bytes.subarray(0, section.idAt), 0);
   out.set(header, section.idAt);
