@@ -2,6 +2,7 @@
  * The far side of bench/channel.ts, a separate process. Modes:
  *   floor REGION            spin on word 0, answer on word 16 (the bare hand-off floor)
  *   ring-echo REGION MODE   RingTransport (runner side) answering every frame with the same body
+ *                           (MODE: polling, futex, socket:PATH; -cold after futex/socket: no hot phase)
  *   ring-sink REGION MODE   counts bytes of incoming frames; answers the END frame with the count
  *   socket-echo PATH        Unix socket echo
  *   socket-sink PATH TOTAL  counts bytes; writes one byte back when TOTAL have arrived
@@ -16,17 +17,21 @@ import { RingTransport } from '../runner-proto/src/transport/index.js';
 
 const [mode, target, arg] = process.argv.slice(2);
 
+// A `-cold` suffix on the mode (futex-cold, socket-cold:PATH) turns the transport's hot phase off: every
+// exchange then pays a real sleep and wake-up.
+const cold = arg?.includes('-cold') ?? false;
+const spec = arg?.replace('-cold', '');
+
 function notifier(spec: string | undefined): Notifier {
   if (spec?.startsWith('socket:')) {
     // socket:PATH -- kicks travel as bytes over a Unix socket that the bench process listens on.
-    const n = new SocketNotifier({ spinUs: 0 });
+    const n = new SocketNotifier();
     const sock = net.connect(spec.slice('socket:'.length));
     sock.setNoDelay(true);
     n.attach(sock);
     return n;
   }
   if (spec === 'futex') return new FutexNotifier();
-  if (spec === 'futex-block') return new FutexNotifier({ spinUs: 0 });
   return new PollingNotifier();
 }
 
@@ -50,7 +55,7 @@ if (mode === 'floor') {
 } else if (mode === 'ring-echo' || mode === 'ring-sink') {
   const m = mapFile(target!, fs.statSync(target!).size);
   const region = Region.attach(m.buffer);
-  const t = new RingTransport({ region, side: Side.Runner, notifier: notifier(arg), baseAddress: m.address });
+  const t = new RingTransport({ region, side: Side.Runner, notifier: notifier(spec), baseAddress: m.address, hotUs: cold ? 0 : undefined });
   let bytes = 0;
   // As the runner does for module chunks: the sink consumes bodies in place.
   if (mode === 'ring-sink') t.borrow = (type) => type === MsgType.MODULE_CHUNK;

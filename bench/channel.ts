@@ -36,10 +36,21 @@ const TP_FRAMES = Number(process.env.BENCH_TP_FRAMES ?? 4096); // 256 MiB of 64 
 const KiB64 = 64 * 1024;
 const MiB = 1024 * 1024;
 const tag = `${process.pid}`;
+/** BENCH_ONLY=rtt,tp,deploy,idle runs only those parts (and then leaves docs/benchmarks.md alone). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'rtt,tp,deploy,idle').split(',').map((s) => s.trim()));
+const PARTIAL = ['rtt', 'tp', 'deploy', 'idle'].some((p) => !ONLY.has(p));
 const shm = (name: string): string => `/dev/shm/wasm-bridge-bench-${name}-${tag}`;
 
+/**
+ * BENCH_PEER_CPU=N pins the peer to vCPU N (run the bench itself under `taskset -c M`): both ends then always
+ * sit on different vCPUs, whatever else the machine runs, and the socket shows its across-vCPU mode.
+ */
+const PEER_CPU = process.env.BENCH_PEER_CPU;
+
 function startPeer(args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const argv = [process.execPath, ...process.execArgv, PEER, ...args]; // e.g. --cpu-prof reaches the peer too
+  if (PEER_CPU !== undefined) argv.unshift('taskset', '-c', PEER_CPU);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`peer ${args[0]} not ready`)), 10_000);
     child.stdout!.on('data', (c: Buffer) => {
@@ -77,10 +88,19 @@ async function floorRtt(): Promise<number[]> {
   const w = new Int32Array(m.buffer);
   const peer = await startPeer(['floor', file]);
   const out: number[] = [];
+  // Two spinners that land on one vCPU take turns a scheduler tick apart: give up rather than spin for hours.
+  const deadline = performance.now() + 60_000;
   for (let i = 1; i <= RTT_N + 10_000; i++) {
     const t0 = performance.now();
     Atomics.store(w, 0, i);
     while (Atomics.load(w, 16) !== i);
+    if (i % 1000 === 0 && performance.now() > deadline) {
+      Atomics.store(w, 0, -1);
+      await stop(peer);
+      m.unmap();
+      fs.rmSync(file);
+      throw new Error(`hand-off floor: only ${i} round trips in 60 s (both processes on one vCPU?)`);
+    }
     if (i > 10_000) out.push((performance.now() - t0) * 1000);
   }
   Atomics.store(w, 0, -1);
@@ -125,7 +145,8 @@ async function ringPollingRtt(): Promise<number[]> {
 async function ringTransportRtt(peerMode: string, ours: () => Notifier, n: number): Promise<number[]> {
   const { file, map, region } = makeRegion(peerMode.replace(/[^a-z-]/g, '').slice(0, 16));
   const peer = await startPeer(['ring-echo', file, peerMode]);
-  const t = new RingTransport({ region, side: Side.Agent, notifier: ours(), baseAddress: map.address });
+  const hotUs = peerMode.includes('-cold') ? 0 : undefined;
+  const t = new RingTransport({ region, side: Side.Agent, notifier: ours(), baseAddress: map.address, hotUs });
   let wake: (() => void) | undefined;
   t.start({ frame: () => wake?.(), fault: () => undefined, closed: () => undefined });
   const body = new Uint8Array(64);
@@ -271,6 +292,24 @@ async function deployTimes(): Promise<Map<number, number[]>> {
   return res;
 }
 
+/** Ring RTT with doorbells as bytes over a Unix socket that this process listens on (`suffix` -cold: no hot phase). */
+async function socketBellRtt(suffix: string): Promise<number[]> {
+  const bellPath = path.join(os.tmpdir(), `bench-bell-${tag}.sock`);
+  fs.rmSync(bellPath, { force: true });
+  const ours = new SocketNotifier();
+  const server = net.createServer((c) => {
+    c.setNoDelay(true);
+    ours.attach(c);
+  });
+  await new Promise<void>((r) => server.listen(bellPath, r));
+  try {
+    return await ringTransportRtt(`socket${suffix}:${bellPath}`, () => ours, 20_000);
+  } finally {
+    server.close();
+    fs.rmSync(bellPath, { force: true });
+  }
+}
+
 function cpuTicks(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -293,7 +332,8 @@ async function idleCpu(notify: 'polling' | 'futex'): Promise<{ agent: number; ru
 
 type Row = { name: string; unit: string; s?: Summary; error?: string; value?: (s: Summary) => number };
 
-async function measure(name: string, unit: string, f: () => Promise<number[]> | number[]): Promise<Row> {
+async function measure(name: string, unit: string, f: () => Promise<number[]> | number[], part?: string): Promise<Row> {
+  if (part !== undefined && !ONLY.has(part)) return { name, unit, error: 'not run (BENCH_ONLY)' };
   try {
     return { name, unit, s: summarize(await f()) };
   } catch (err) {
@@ -303,44 +343,33 @@ async function measure(name: string, unit: string, f: () => Promise<number[]> | 
 
 async function main(): Promise<void> {
   process.stderr.write(`bench:channel  ${os.cpus().length} vCPU, node ${process.version}, crc32c ${crc32cImplementation}, ring ${RING / MiB} MiB\n`);
-  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', floorRtt);
-  const poll = await measure('ring, polling (64 B)', 'µs', ringPollingRtt);
-  const futex = await measure('ring, futex wait after 20 µs spin (64 B)', 'µs', () => ringTransportRtt('futex', () => new FutexNotifier(), 20_000));
-  const block = await measure('ring, futex wait only (64 B)', 'µs', () => ringTransportRtt('futex-block', () => new FutexNotifier({ spinUs: 0 }), 20_000));
-  const sockBell = await measure('ring, socket doorbell wait only (64 B)', 'µs', async () => {
-    const bellPath = path.join(os.tmpdir(), `bench-bell-${tag}.sock`);
-    fs.rmSync(bellPath, { force: true });
-    const ours = new SocketNotifier({ spinUs: 0 });
-    const server = net.createServer((c) => {
-      c.setNoDelay(true);
-      ours.attach(c);
-    });
-    await new Promise<void>((r) => server.listen(bellPath, r));
-    try {
-      return await ringTransportRtt(`socket:${bellPath}`, () => ours, 20_000);
-    } finally {
-      server.close();
-      fs.rmSync(bellPath, { force: true });
-    }
-  });
+  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', floorRtt, 'rtt');
+  const poll = await measure('ring, polling (64 B)', 'µs', ringPollingRtt, 'rtt');
+  const futex = await measure('ring, futex wait (default: 200 µs hot phase)', 'µs', () => ringTransportRtt('futex', () => new FutexNotifier(), 20_000), 'rtt');
+  const sockBell = await measure('ring, socket doorbell (default: 200 µs hot phase)', 'µs', () => socketBellRtt(''), 'rtt');
+  const block = await measure('ring, futex, always asleep (no hot phase)', 'µs', () => ringTransportRtt('futex-cold', () => new FutexNotifier(), 20_000), 'rtt');
+  const sockBellCold = await measure('ring, socket doorbell, always asleep (no hot phase)', 'µs', () => socketBellRtt('-cold'), 'rtt');
   let sameCpu = NaN;
   const sock = await measure('Unix socket (64 B)', 'µs', async () => {
     const r = await socketRtt();
     sameCpu = r.sameCpu;
     return r.samples;
-  });
-  const tpRing = await measure('ring, 64 KiB frames', 'MiB/s', () => ringThroughput(0));
-  const tpRingCrc = await measure('ring, 64 KiB frames + body CRC32C', 'MiB/s', () => ringThroughput(FLAG_BODY_CRC));
-  const tpSock = await measure('Unix socket, 64 KiB writes', 'MiB/s', socketThroughput);
-  const tpCopy = await measure('in-process copy (ceiling)', 'MiB/s', copyThroughput);
+  }, 'rtt');
+  const tpRing = await measure('ring, 64 KiB frames', 'MiB/s', () => ringThroughput(0), 'tp');
+  const tpRingCrc = await measure('ring, 64 KiB frames + body CRC32C', 'MiB/s', () => ringThroughput(FLAG_BODY_CRC), 'tp');
+  const tpSock = await measure('Unix socket, 64 KiB writes', 'MiB/s', socketThroughput, 'tp');
+  const tpCopy = await measure('in-process copy (ceiling)', 'MiB/s', copyThroughput, 'tp');
   let deploy = new Map<number, number[]>();
-  try {
-    deploy = await deployTimes();
-  } catch (err) {
-    process.stderr.write(`deploy failed: ${String(err)}\n`);
+  if (ONLY.has('deploy')) {
+    try {
+      deploy = await deployTimes();
+    } catch (err) {
+      process.stderr.write(`deploy failed: ${String(err)}\n`);
+    }
   }
   const idle: Record<string, { agent: number; runner: number } | string> = {};
   for (const mode of ['polling', 'futex'] as const) {
+    if (!ONLY.has('idle')) continue;
     try {
       idle[mode] = await idleCpu(mode);
     } catch (err) {
@@ -348,7 +377,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const rtt = [floor, poll, futex, block, sockBell, sock];
+  const rtt = [floor, poll, futex, sockBell, block, sockBellCold, sock];
   const rttRows = rtt.map((r) =>
     r.s
       ? [r.name, fmt(r.s.p50), fmt(r.s.p99), `${fmt(r.s.mean)} ± ${fmt(r.s.sePct, 1)}%`, floor.s ? `${fmt(r.s.p50 / floor.s.p50)}×` : 'n/a', sock.s ? `${fmt(r.s.p50 / sock.s.p50, 3)}×` : 'n/a']
@@ -391,7 +420,7 @@ async function main(): Promise<void> {
     table(['notification', 'agent', 'runner'], idleRows),
   ].join('\n');
   process.stdout.write(`${md}\n`);
-  if (process.env.BENCH_WRITE !== '0') process.stderr.write(`wrote ${writeSection('channel', md)}\n`);
+  if (process.env.BENCH_WRITE !== '0' && !PARTIAL) process.stderr.write(`wrote ${writeSection('channel', md)}\n`);
 }
 
 main().then(

@@ -17,6 +17,7 @@ function syscallFn(): SyscallFn {
 }
 
 export interface FutexOptions {
+  /** Synchronous spin before sleeping (default 0: RingTransport's hot phase polls without blocking the loop). */
   readonly spinUs?: number;
   /** Longest single futex sleep; the ring re-checks its state after each. */
   readonly maxSleepMs?: number;
@@ -30,6 +31,7 @@ export interface FutexOptions {
  */
 export class FutexNotifier implements Notifier {
   readonly name = 'futex';
+  readonly wantsKicks = true;
   private readonly spinUs: number;
   private readonly maxSleepMs: number;
   private bell: DoorbellWords | undefined;
@@ -39,7 +41,7 @@ export class FutexNotifier implements Notifier {
   private sleeping = 0;
 
   constructor(options: FutexOptions = {}) {
-    this.spinUs = options.spinUs ?? 20;
+    this.spinUs = options.spinUs ?? 0;
     this.maxSleepMs = options.maxSleepMs ?? 1000;
   }
 

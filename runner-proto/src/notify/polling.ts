@@ -23,6 +23,7 @@ export function spin(changed: () => boolean, spinUs: number): boolean {
  */
 export class PollingNotifier implements Notifier {
   readonly name: string = 'polling';
+  readonly wantsKicks: boolean = false;
   protected readonly spinUs: number;
   private readonly hotMs: number;
   private readonly maxSleepMs: number;

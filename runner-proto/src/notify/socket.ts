@@ -5,6 +5,7 @@ import type { DoorbellWords, Notifier } from './types.js';
 const KICK = Buffer.from([1]);
 
 export interface SocketNotifierOptions {
+  /** Synchronous spin before sleeping (default 0: RingTransport's hot phase polls without blocking the loop). */
   readonly spinUs?: number;
 }
 
@@ -17,6 +18,7 @@ export interface SocketNotifierOptions {
  */
 export class SocketNotifier implements Notifier {
   readonly name = 'socket';
+  readonly wantsKicks = true;
   private readonly spinUs: number;
   private stream: Duplex | undefined;
   private wake: (() => void) | undefined;
@@ -24,7 +26,7 @@ export class SocketNotifier implements Notifier {
   kicksSent = 0;
 
   constructor(options: SocketNotifierOptions = {}) {
-    this.spinUs = options.spinUs ?? 20;
+    this.spinUs = options.spinUs ?? 0;
   }
 
   /** Uses `stream` for kicks from now on (a new connection replaces the old one). */

@@ -15,6 +15,11 @@ export interface DoorbellWords {
 
 export interface Notifier {
   readonly name: string;
+  /**
+   * False when the sleeper watches the ring itself (polling): the consumer then never sets its want-kick flag,
+   * which keeps the producer from touching that cache line on every publish.
+   */
+  readonly wantsKicks: boolean;
   bind(bell: DoorbellWords): void;
   /** Sleep until `changed()` is true or `timeoutMs` passes. Resolves true if it saw a change. */
   wait(changed: () => boolean, timeoutMs: number): Promise<boolean>;

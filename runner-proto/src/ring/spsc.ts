@@ -55,6 +55,12 @@ export class RingProducer {
   private readonly mask: number;
   readonly maxBody: number;
   private tail: number;
+  /**
+   * The consumer's head as last read. It only moves forward, so space computed from a stale copy is never more
+   * than is really free; re-reading it only when that space runs out keeps the producer off the consumer's
+   * cache line (and its reset request, which shares it) on every write.
+   */
+  private head: number;
   private seq = 0;
   /** Kicks actually sent; the rest were suppressed because the consumer was not asleep. */
   kicks = 0;
@@ -65,6 +71,11 @@ export class RingProducer {
     this.mask = this.capacity - 1;
     this.maxBody = maxBodyFor(this.capacity);
     this.tail = this.saneTail();
+    this.head = this.loadHead();
+  }
+
+  private loadHead(): number {
+    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
   }
 
   /**
@@ -92,6 +103,8 @@ export class RingProducer {
     const req = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2);
     if (req === Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2)) return false;
     this.tail = 0;
+    // The consumer moves head to 0 once it sees the ack, and reads nothing before: 0 is its head from now on.
+    this.head = 0;
     Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, 0);
     Atomics.store(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2, req);
     Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
@@ -120,17 +133,22 @@ export class RingProducer {
    * consumer to move head). Does not publish: call publish() after a batch.
    */
   tryWrite(f: FrameToSend): boolean {
-    this.serviceReset();
     const len = f.body.length;
     if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     const need = recordSize(len);
-    const head = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
-    const used = (this.tail - head) >>> 0;
-    if (used > this.capacity) return false; // consumer index is nonsense: refuse to write until a reset
-    let free = this.capacity - used;
     let pos = this.tail & this.mask;
     const contiguous = this.capacity - pos;
-    if (need > contiguous) {
+    const want = need > contiguous ? contiguous + need : need;
+    if (this.capacity - ((this.tail - this.head) >>> 0) < want) {
+      // Out of space by the cached head: look at the consumer's side (a pending reset, then its real head).
+      if (this.serviceReset()) pos = 0;
+      this.head = this.loadHead();
+    }
+    const used = (this.tail - this.head) >>> 0;
+    if (used > this.capacity) return false; // consumer index is nonsense: refuse to write until a reset
+    let free = this.capacity - used;
+    if (need > this.capacity - pos) {
+      const contiguous = this.capacity - pos;
       if (free < contiguous + need) return false;
       this.mem.dataView.setUint32(pos, PAD_WORD, true);
       this.tail = (this.tail + contiguous) >>> 0;
@@ -172,6 +190,7 @@ export class RingProducer {
   /** Forgets local state and adopts the published tail (after a ring reset). */
   resync(): void {
     this.tail = this.saneTail();
+    this.head = this.loadHead();
   }
 
   get published(): number {

@@ -4,8 +4,19 @@ import { CTRL_DOORBELL, RING_CTRL_OFFSETS, Side, type Region } from '../region/i
 import { RingConsumer, RingProducer, type FrameToSend } from '../ring/index.js';
 import type { FrameTransport, TransportHandlers } from './types.js';
 
+const SENT = Promise.resolve();
+
+interface PendingSend {
+  readonly frame: FrameToSend;
+  readonly timeoutMs: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
 /** How long a sender spins on a full ring before it yields to the event loop. */
 const FULL_SPIN_US = 200;
+/** Then how long it polls on every event-loop turn before it backs off to timers. */
+const FULL_HOT_MS = 20;
 
 export interface RingTransportOptions {
   readonly region: Region;
@@ -17,7 +28,22 @@ export interface RingTransportOptions {
   readonly idleCheckMs?: number;
   /** Frames handled per turn before yielding to the event loop, so one busy ring cannot starve sockets. */
   readonly batch?: number;
+  /**
+   * After the last frame, keep checking the receive ring once per event-loop turn for this long before asking
+   * for a kick and sleeping (default 200 µs). See HOT_US.
+   */
+  readonly hotUs?: number;
 }
+
+/**
+ * Spin-then-block, done without blocking the event loop. An answer to a frame we just handled usually
+ * arrives within tens of microseconds; a consumer that went straight to sleep would pay a full wake-up (a
+ * futex wake through a worker thread, or a socket read: about 100 µs across vCPUs here) on every exchange.
+ * Polling once per event-loop turn for a short window keeps back-to-back exchanges at ring speed, lets the
+ * code that consumed the frame run and send its next request meanwhile (a synchronous spin would hold it
+ * back), and costs no CPU once traffic stops. Nothing is armed while hot, so the producer sends no kicks.
+ */
+const HOT_US = 200;
 
 /**
  * Frames over the shared-memory ring pair. The agent produces into ring 0 and consumes ring 1; the runner the
@@ -31,12 +57,15 @@ export class RingTransport implements FrameTransport {
   private readonly notifier: Notifier;
   private readonly idleCheckMs: number;
   private readonly batch: number;
+  private readonly hotMs: number;
   private handlers: TransportHandlers | undefined;
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private sendChain: Promise<void> = Promise.resolve();
-  /** Frames queued behind a full ring; while any wait, new frames queue too (order is kept). */
-  private waiting = 0;
+  /** Frames queued behind a full ring (settled entries before pendingHead are undefined); order is kept. */
+  private readonly pending: (PendingSend | undefined)[] = [];
+  private pendingHead = 0;
+  private pumping = false;
+  private pumpDone: Promise<void> = Promise.resolve();
   framesIn = 0;
   framesOut = 0;
   faults = 0;
@@ -61,6 +90,7 @@ export class RingTransport implements FrameTransport {
     });
     this.idleCheckMs = options.idleCheckMs ?? 1000;
     this.batch = options.batch ?? 256;
+    this.hotMs = (options.hotUs ?? HOT_US) / 1000;
   }
 
   start(handlers: TransportHandlers): void {
@@ -102,10 +132,12 @@ export class RingTransport implements FrameTransport {
 
   private async receiveLoop(): Promise<void> {
     let sinceYield = 0;
+    let lastFrame = -Infinity;
     while (this.running) {
       if (this.tx.serviceReset()) this.notifier.kick();
       const n = this.drain();
       sinceYield += n;
+      if (n > 0) lastFrame = performance.now();
       if (sinceYield >= this.batch) {
         sinceYield = 0;
         await new Promise<void>((r) => setImmediate(r));
@@ -113,11 +145,16 @@ export class RingTransport implements FrameTransport {
       }
       if (n > 0) continue;
       sinceYield = 0;
-      if (!this.rx.armKick()) continue;
+      // Polling notifiers spin on their own; the hot phase is for the ones that sleep.
+      if (this.notifier.wantsKicks && performance.now() - lastFrame < this.hotMs) {
+        await new Promise<void>((r) => setImmediate(r));
+        continue;
+      }
+      if (this.notifier.wantsKicks ? !this.rx.armKick() : !this.rx.isEmpty()) continue;
       const bell = this.rx.doorbell();
       const txBell = this.tx.resetRequested();
       await this.notifier.wait(
-        () => !this.running || this.rx.doorbell() !== bell || !this.rx.isEmpty() || this.tx.resetRequested() !== txBell,
+        () => !this.running || !this.rx.isEmpty() || this.rx.doorbell() !== bell || this.tx.resetRequested() !== txBell,
         this.idleCheckMs,
       );
       this.rx.disarmKick();
@@ -129,42 +166,92 @@ export class RingTransport implements FrameTransport {
       return Promise.reject(new AgentError('AGT_ERR_CHANNEL_FRAME', `frame body of ${f.body.length} bytes exceeds the ring maximum ${this.maxBody}`));
     }
     // Fast path: nobody is waiting for space, and this frame fits: write and publish now, in call order.
-    if (this.waiting === 0 && this.tx.tryWrite(f)) {
+    if (this.queued() === 0 && this.tx.tryWrite(f)) {
       this.framesOut++;
       if (this.tx.publish()) this.notifier.kick();
-      return Promise.resolve();
+      return SENT;
     }
-    // One writer at a time keeps frames in call order even when some wait for space.
-    this.waiting++;
-    const next = this.sendChain.then(() => this.write(f, timeoutMs)).finally(() => {
-      this.waiting--;
+    // Behind a full ring. Frames wait in call order; the queue holds only what callers have not yet seen
+    // settle, so it is bounded by their own back-pressure (they await the promise).
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ frame: f, timeoutMs, resolve, reject });
+      if (!this.pumping) this.pumpDone = this.pump();
     });
-    this.sendChain = next.catch(() => undefined);
-    return next;
   }
 
-  private async write(f: FrameToSend, timeoutMs: number): Promise<void> {
-    if (!this.tx.tryWrite(f)) {
-      // A consumer that is draining frees space within microseconds: spin briefly before yielding.
-      if (spin(() => this.tx.tryWrite(f), FULL_SPIN_US)) {
-        this.framesOut++;
-        if (this.tx.publish()) this.notifier.kick();
-        return;
-      }
-      const deadline = performance.now() + timeoutMs;
+  private queued(): number {
+    return this.pending.length - this.pendingHead;
+  }
+
+  /**
+   * Writes queued frames as space frees up. One loop for the whole queue (rather than a promise chain per
+   * frame) keeps a saturated ring at copy speed: each frame costs a tryWrite and a resolve, and frames written
+   * together are published together.
+   */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      let stalledAt = -1; // when the frame at the head of the queue first found no space
       let sleep = 0;
-      while (!this.tx.tryWrite(f)) {
-        if (!this.running && this.handlers !== undefined) throw new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', 'ring transport closed');
-        if (performance.now() > deadline) {
-          throw new AgentError('AGT_ERR_TIMEOUT', `ring full for ${timeoutMs} ms: the peer is not consuming`, { timeoutMs });
+      while (this.queued() > 0) {
+        let wrote = 0;
+        while (this.queued() > 0 && this.tx.tryWrite(this.pending[this.pendingHead]!.frame)) {
+          this.settleHead()?.resolve();
+          wrote++;
         }
-        // Back-pressure: the consumer frees space at its own pace; poll with a short back-off.
-        await new Promise<void>((r) => (sleep === 0 ? setImmediate(r) : setTimeout(r, sleep)));
-        sleep = Math.min(sleep + 0.5, 2);
+        if (wrote > 0) {
+          this.framesOut += wrote;
+          if (this.tx.publish()) this.notifier.kick();
+          stalledAt = -1;
+          sleep = 0;
+          continue;
+        }
+        if (!this.running && this.handlers !== undefined) {
+          this.rejectAll(new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', 'ring transport closed'));
+          return;
+        }
+        const now = performance.now();
+        if (stalledAt < 0) {
+          stalledAt = now;
+          // A consumer that is draining frees space within microseconds: spin briefly before yielding.
+          const free = this.tx.free();
+          if (spin(() => this.tx.free() > free, FULL_SPIN_US)) continue;
+        }
+        const waited = performance.now() - stalledAt;
+        const timeoutMs = this.pending[this.pendingHead]!.timeoutMs;
+        if (waited > timeoutMs) {
+          this.settleHead()?.reject(new AgentError('AGT_ERR_TIMEOUT', `ring full for ${timeoutMs} ms: the peer is not consuming`, { timeoutMs }));
+          stalledAt = -1;
+          continue;
+        }
+        // Back-pressure. A draining consumer empties a whole ring in about 100 µs, far below a timer's 1 ms
+        // granularity, so a writer that slept on a timer would leave the ring idle most of the time: poll on
+        // every event-loop turn while the consumer is plausibly busy, and only then back off with timers.
+        if (waited < FULL_HOT_MS) {
+          await new Promise<void>((r) => setImmediate(r));
+        } else {
+          await new Promise<void>((r) => setTimeout(r, sleep));
+          sleep = Math.min(sleep + 0.5, 2);
+        }
       }
+    } finally {
+      this.pumping = false;
     }
-    this.framesOut++;
-    if (this.tx.publish()) this.notifier.kick();
+  }
+
+  private settleHead(): PendingSend | undefined {
+    const p = this.pending[this.pendingHead];
+    this.pending[this.pendingHead++] = undefined;
+    // Compact once the settled prefix dominates, so the array does not grow with the number of frames sent.
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return p;
+  }
+
+  private rejectAll(err: Error): void {
+    while (this.queued() > 0) this.settleHead()?.reject(err);
   }
 
   async close(): Promise<void> {
@@ -172,6 +259,6 @@ export class RingTransport implements FrameTransport {
     this.notifier.close();
     // The region may be unmapped right after close(): nothing may touch it once this resolves.
     await this.loopDone;
-    await this.sendChain;
+    await this.pumpDone;
   }
 }
