@@ -6,8 +6,11 @@
  *     - a module the runner holds, named by digest (JSON; the app alternates between two versions: a real change)
  *     - the same deploy again (no change: no disk write, no runner round trip)
  *     with the state directory on the VM's ext4 disk (what a guest with a disk has) and on tmpfs (the QEMU
- *     guest's initramfs); peers: the same module transfer + DEPLOY straight over a RunnerLink (no agent), and
- *     the durable-write floor of the disk (tmp + fsync + rename + dir fsync of a 1 KiB file).
+ *     guest's initramfs); peers: the same module transfer + DEPLOY straight over a RunnerLink (no agent), a
+ *     held module's DEPLOY alone over it (the channel round trip), and the durable-write floors of each file
+ *     system with the agent's own write methods: one desired-state write (the two-slot file written in place,
+ *     O_DSYNC: what a deploy by digest must wait for), and a new module's blob and name (ModuleStore.putNamed:
+ *     tmp + fsync + rename + dir fsync each) with the state after the blob (what a deploy by bytes waits for).
  *   call throughput for a warm reactor function (calc.add): WS /v1/calls (W in flight), HTTP/1.1 keep-alive
  *     with pipelining (C connections x P in flight), one-at-a-time HTTP latency; peer: RunnerLink.call with the
  *     same window (the runner's own ceiling, no API).
@@ -25,7 +28,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalSystem } from '../agent/src/launch/index.js';
 import { RunnerLink } from '../agent/src/link/index.js';
-import { writeFileAtomic } from '../agent/src/state/index.js';
+import { SlotFile } from '../agent/src/state/index.js';
+import { ModuleStore } from '../agent/src/store/index.js';
 import { createLogger } from '../runner-proto/src/log/index.js';
 import { pipelinedHttp, wsCalls, type LoadResult } from './agent-clients.js';
 import { writeSection } from './lib/doc.js';
@@ -121,7 +125,7 @@ async function deployLatency(sys: LocalSystem, modules: readonly Buffer[], held:
 }
 
 /** Peer: the same transfer + DEPLOY from this process straight over a RunnerLink (the agent's own channel client). */
-async function directDeploy(region: string, modules: readonly Buffer[]): Promise<Summary> {
+async function directDeploy(region: string, modules: readonly Buffer[], held: readonly [Buffer, Buffer]): Promise<{ fresh: Summary; held: Summary }> {
   const link = new RunnerLink({ kind: 'ring', path: region, notify: 'futex' }, createLogger('bench', { level: 'silent' }));
   link.start();
   await link.connected(10_000);
@@ -130,25 +134,57 @@ async function directDeploy(region: string, modules: readonly Buffer[]): Promise
   for (const m of modules) {
     const digest = digestOf(m);
     const t0 = performance.now();
-    await link.ensureModule(digest, async () => m);
-    await link.deploy({ app: 'direct', digest, kind: 'command', options });
+    // The path the agent takes for bytes in hand: transfer and DEPLOY back to back.
+    await link.deployModule({ app: 'direct', digest, kind: 'command', options }, async () => m, { bytes: m });
     times.push(performance.now() - t0);
+  }
+  // A held module: only the DEPLOY round trip (the A<->B switch the API's held row makes).
+  const digests = held.map(digestOf);
+  for (let i = 0; i < 2; i++) await link.deployModule({ app: 'held', digest: digests[i]!, kind: 'command', options }, async () => held[i]!, { bytes: held[i]! });
+  const heldTimes: number[] = [];
+  for (let i = 0; i < HELD_N; i++) {
+    const t0 = performance.now();
+    await link.deploy({ app: 'held', digest: digests[i % 2]!, kind: 'command', options });
+    heldTimes.push(performance.now() - t0);
   }
   await link.close();
-  return summarize(times);
+  return { fresh: summarize(times), held: summarize(heldTimes) };
 }
 
-async function durableWriteFloor(dir: string): Promise<Summary> {
-  const file = path.join(dir, 'floor.json');
-  const body = JSON.stringify({ pad: 'x'.repeat(1000) });
-  const times: number[] = [];
-  for (let i = 0; i < 100; i++) {
-    const t0 = performance.now();
-    await writeFileAtomic(file, body);
-    times.push(performance.now() - t0);
+interface Floors {
+  /** One desired-state write: what a deploy of a held module waits for on disk. */
+  readonly state: Summary;
+  /** Blob (its name written meanwhile), then the name's rename and the state: what a deploy of new bytes waits for. */
+  readonly module: Summary;
+}
+
+/** The agent's own write paths (SlotFile, ModuleStore) on the file system under test, with nothing else. */
+async function durableFloors(dir: string): Promise<Floors> {
+  const root = fs.mkdtempSync(path.join(dir, 'floor-'));
+  try {
+    const body = Buffer.from(JSON.stringify({ pad: 'x'.repeat(1000) }));
+    const slots = await SlotFile.create(path.join(root, 'floor.state'), body);
+    const state: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now();
+      await slots.write(body);
+      state.push(performance.now() - t0);
+    }
+    const store = await ModuleStore.open(path.join(root, 'store'));
+    const blobs = Array.from({ length: 40 }, () => variant(MODULE_BYTES));
+    const module: number[] = [];
+    for (const b of blobs) {
+      // As a deploy by bytes stores them: the name's record written alongside the blob, the state after it.
+      const t0 = performance.now();
+      const { blob, named } = store.putNamed(b, 'floor', { kind: 'command' });
+      await Promise.all([blob.then(() => slots.write(body)), named]);
+      module.push(performance.now() - t0);
+    }
+    await slots.close();
+    return { state: summarize(state), module: summarize(module) };
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
-  fs.rmSync(file, { force: true });
-  return summarize(times);
 }
 
 interface CallResults {
@@ -224,7 +260,7 @@ async function onSystem(label: string, dir: string, modules: readonly Buffer[], 
     const idleStart = rssMiB(sys.agent!.pid!);
     log(`${label}: agent idle RSS after start ${idleStart.toFixed(1)} MiB; deploying`);
     const deploy = await deployLatency(sys, modules, held);
-    const floor = await durableWriteFloor(sys.storeDir);
+    const floor = await durableFloors(sys.storeDir);
     let calls: Omit<CallResults, 'direct'> | undefined;
     if (withCalls) {
       log(`${label}: calls`);
@@ -239,15 +275,15 @@ async function onSystem(label: string, dir: string, modules: readonly Buffer[], 
 }
 
 /** The peers need a runner of their own: the ring is single-producer, one agent at a time. */
-async function peers(modules: readonly Buffer[]): Promise<{ direct: Summary; calls: LoadResult[] }> {
+async function peers(modules: readonly Buffer[], held: readonly [Buffer, Buffer]): Promise<{ direct: Summary; directHeld: Summary; calls: LoadResult[] }> {
   const sys = new LocalSystem({ transport: 'ring', notify: 'futex', logLevel: 'error' });
   try {
     await sys.startRunner();
-    const direct = await directDeploy(sys.region, modules);
+    const { fresh: direct, held: directHeld } = await directDeploy(sys.region, modules, held);
     const calls: LoadResult[] = [];
     await directCalls(sys.region, 256, 1, true);
     for (let r = 0; r < ROUNDS; r++) calls.push(await directCalls(sys.region, 256, SECONDS, false));
-    return { direct, calls };
+    return { direct, directHeld, calls };
   } finally {
     await sys.stop();
   }
@@ -267,7 +303,10 @@ async function main(): Promise<void> {
     const disk = await onSystem('disk', diskDir, modules, held, true);
     const tmpfs = await onSystem('tmpfs', tmpfsDir, modules, held, false);
     log('peers');
-    const peer = await peers(modules.map(() => variant(MODULE_BYTES)));
+    const peer = await peers(
+      modules.map(() => variant(MODULE_BYTES)),
+      [variant(MODULE_BYTES), variant(MODULE_BYTES)],
+    );
     const row = (what: string, s: Summary, target?: string): string[] => [what, fmt(s.p50), fmt(s.p99), `${fmt(s.mean)} ± ${fmt(s.sePct, 1)}%`, String(s.n), target ?? ''];
     const deployTable = table(
       ['deploy through the API (ms)', 'p50', 'p99', 'mean ± se', 'n', 'target'],
@@ -278,8 +317,11 @@ async function main(): Promise<void> {
         row('runner holds it (A↔B by digest) — state on tmpfs', tmpfs.deploy.held, 'p50 ≤ 1'),
         row('same deploy again (no change)', disk.deploy.noop),
         row('peer: transfer + DEPLOY over RunnerLink, no agent', peer.direct),
-        row(`peer: one durable write (tmp+fsync+rename+dir fsync) on ${diskFs}`, disk.floor),
-        row('peer: one durable write on tmpfs', tmpfs.floor),
+        row('peer: DEPLOY of a held module over RunnerLink, no agent', peer.directHeld),
+        row(`floor: one desired-state write (two-slot file, O_DSYNC in place) on ${diskFs}`, disk.floor.state),
+        row('floor: one desired-state write on tmpfs', tmpfs.floor.state),
+        row(`floor: new module's blob + name (tmp+fsync+rename+dir fsync) ∥ state on ${diskFs}`, disk.floor.module),
+        row("floor: new module's blob + name ∥ state on tmpfs", tmpfs.floor.module),
       ],
     );
     const c = disk.calls!;
@@ -303,15 +345,14 @@ async function main(): Promise<void> {
       ],
     );
     const failures = disk.deploy.failures + tmpfs.deploy.failures;
-    const overNew = disk.deploy.fresh.p50 - peer.direct.p50;
     const md = [
       '## Agent (`npm run bench:agent`)',
       '',
-      `One run of \`bench/agent.ts\` on ${os.cpus().length} vCPU (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)} at the end: a runner and an agent over a /dev/shm ring (futex wake-ups), the client in a third process, all on one machine. Modules are hello.wasm padded with a random custom section to 150 KiB, so every "runner lacks it" deploy sends, checks, hashes, stores and compiles new bytes. Deploys are one at a time on one keep-alive connection; each is durable (the desired state is written with tmp + fsync + rename + dir fsync) before it is answered.${failures ? ` **${failures} deploys failed** (kept in the samples).` : ''}`,
+      `One run of \`bench/agent.ts\` on ${os.cpus().length} vCPU (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)} at the end: a runner and an agent over a /dev/shm ring (futex wake-ups), the client in a third process, all on one machine. Modules are hello.wasm padded with a random custom section to 150 KiB, so every "runner lacks it" deploy sends, checks, hashes, stores and compiles new bytes. Deploys are one at a time on one keep-alive connection; each is durable before it is answered (a new module's blob and name: tmp + fsync + rename + dir fsync each; the desired state: one in-place O_DSYNC write into its two-slot file).${failures ? ` **${failures} deploys failed** (kept in the samples).` : ''}`,
       '',
       deployTable,
       '',
-      `Where the time goes. A new 150 KiB module: the runner's own transfer + compile + DEPLOY (the RunnerLink peer, no agent involved) is ${fmt(peer.direct.p50)} ms at p50, and the agent's deploy through the API is ${fmt(disk.deploy.fresh.p50)} ms (${overNew >= 0 ? `${fmt(overNew)} ms more` : `${fmt(-overNew)} ms less: noise`}): checking, hashing and storing overlap with the transfer (app-service.ts), so the 5 ms target is out of reach until the runner receives and compiles a module faster. A module the runner holds, named by digest: no bytes move and no check runs; what is left is one HTTP round trip (the "no change" row, which writes nothing), one durable write of the desired state (the "durable write" rows: ${fmt(disk.floor.p50)} ms on this disk, ${fmt(tmpfs.floor.p50)} ms on tmpfs) overlapped with the runner's DEPLOY. Answering before the write would meet 1 ms and lose acknowledged deploys in a power cut; the agent does not.`,
+      `Where the time goes. A new 150 KiB module: the runner's own transfer + compile + DEPLOY, sent back to back (the RunnerLink peer, no agent involved), is ${fmt(peer.direct.p50)} ms at p50; the agent adds reading the body, checking it (parse + V8 validation) and answering, while storing it overlaps with the transfer (app-service.ts). On tmpfs storing costs CPU only; on the disk a new module cannot be durable in less than its floor row (${fmt(disk.floor.module.p50)} ms here: the blob's fsync and directory fsync, then the name's directory fsync, the name's record and the state written meanwhile), so the disk row is bounded by that plus the check. A module the runner holds, named by digest: no bytes move and no check runs; what is left is one HTTP round trip (the "no change" row, ${fmt(disk.deploy.noop.p50)} ms, which writes nothing), then the runner's DEPLOY round trip (${fmt(peer.directHeld.p50)} ms over the channel alone) overlapped with one durable write of the desired state (${fmt(disk.floor.state.p50)} ms on this disk, ${fmt(tmpfs.floor.state.p50)} ms on tmpfs). The write is no longer the longest step; the HTTP round trip plus the channel round trip (${fmt(disk.deploy.noop.p50 + peer.directHeld.p50)} ms) is the floor of that row with this API and channel. Answering before the write would lose acknowledged deploys in a power cut; the agent does not.`,
       '',
       callTable,
       '',

@@ -182,7 +182,7 @@ async function main(): Promise<void> {
       row('start -> first output, warm (pooled)', warm, 'ms', warm && cold ? `${fmt(cold.p50 / warm.p50, 1)}× faster than cold` : ''),
       row('warm calls/s, 1 in flight', c1, '/s'),
       row('warm calls/s, 64 in flight', c64, '/s', 'calc.add on one instance'),
-      row('warm calls/s, 256 in flight', c256, '/s', 'calls issued together share a CALL_BATCH frame'),
+      row('warm calls/s, 256 in flight', c256, '/s', 'calls issued together share a CALL_BATCH_BIN frame'),
       row(`nbody ${NBODY_N} under the runner`, nr, 'ms', nr && nn ? `${fmt(nr.p50 / nn.p50, 2)}× native` : ''),
       row(`nbody ${NBODY_N} native (clang -O2)`, nn, 'ms'),
     ]),

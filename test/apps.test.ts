@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { AppOptions } from '../runner-proto/src/protocol/index.js';
 import { bigModule } from './helpers/modules.js';
 import { example } from './helpers/paths.js';
-import { startRunner, type RunnerUnderTest } from './helpers/runner-process.js';
+import { digestOf, startRunner, type RunnerUnderTest } from './helpers/runner-process.js';
 
 const calc = fs.readFileSync(example('calc'));
 // The same code under another digest: a second version to swap to.
@@ -122,4 +122,35 @@ test.serial('scale to zero: with min 0 an idle reactor pool drops its instances;
 test.serial('undeploy removes the app', async (t) => {
   t.true(await rt.link.undeploy('calc0'));
   await t.throwsAsync(rt.link.call({ app: 'calc0', fn: 'add', args: [] }), { code: 'AGT_ERR_NOT_FOUND' } as never);
+});
+
+test.serial('deployModule sends a new module and its DEPLOY back to back; a held one is not sent again; damaged bytes fail', async (t) => {
+  const m = bigModule(echo, 150 * 1024);
+  const digest = digestOf(m);
+  const options = opts({ pool: { min: 0, max: 2, idleMs: 1000 } });
+  const first = await rt.link.deployModule({ app: 'piped', digest, kind: 'command', options }, async () => m, { bytes: m });
+  t.true(first.sent);
+  t.is(first.result.app, 'piped');
+  t.is(Buffer.from((await rt.link.invoke('piped', Buffer.from('pipe'))).stdout).toString(), 'PIPE');
+  const again = await rt.link.deployModule({ app: 'piped2', digest, kind: 'command', options }, async () => m, { bytes: m });
+  t.false(again.sent, 'held: nothing sent');
+  // Bytes that do not hash to the digest: the pipelined transfer fails, the ordinary path retries, then gives up.
+  const other = bigModule(echo, 1000);
+  const wrong = digestOf(bigModule(echo, 2000));
+  await t.throwsAsync(rt.link.deployModule({ app: 'piped3', digest: wrong, kind: 'command', options }, async () => other, { bytes: other, deadlineMs: 2000 }), {
+    code: 'AGT_ERR_DIGEST_MISMATCH',
+  } as never);
+  t.false((await rt.link.apps()).some((a) => a.app === 'piped3'));
+});
+
+test.serial('a command module received is warmed once arrivals pause: its first run after that is warm', async (t) => {
+  const m = bigModule(fs.readFileSync(example('hello')), 5000);
+  const digest = await rt.put(m);
+  await new Promise((r) => setTimeout(r, 400));
+  let out = '';
+  const run = await rt.link.run({ digest, argv0: 'hello.wasm', args: [], env: {} }, { onStdout: (c) => (out += Buffer.from(c).toString()), onStderr: () => undefined });
+  const exit = await run.exit;
+  t.is(exit.exitCode, 0);
+  t.regex(out, /hello from wasm/);
+  t.is(exit.stats.start, 'warm');
 });

@@ -174,3 +174,22 @@ function lastSectionStart(bytes: Uint8Array, id: number): number {
   }
   return found;
 }
+
+test('a pool that cools hands its worker to the next pool: no new thread, and the old module is unloaded', async (t) => {
+  const engine = new V8Engine({ poolSize: 0, logger: silent });
+  t.teardown(() => engine.close());
+  // White-box: how many worker threads the engine has started and not yet terminated.
+  const threads = (): number => (engine as unknown as { all: Set<unknown> }).all.size;
+  const hello = await engine.compile('sha256:hello', exampleBytes('hello'));
+  const echo = await engine.compile('sha256:echo', exampleBytes('echo'));
+  t.is(await engine.prewarm(hello, 1), 1);
+  const before = threads();
+  t.is(await engine.prewarm(hello, 0), 0);
+  t.is(await engine.prewarm(echo, 1), 1);
+  t.is(threads(), before, 'the cooled pool\'s worker was reused');
+  t.is(engine.warmInstances(hello), 0);
+  const run = await runCollect(engine, echo, { ...requestOf('echo.wasm'), stdin: Buffer.from('abc') });
+  t.deepEqual([run.stdout, run.result.stats.start], ['ABC', 'warm']);
+  // Its next run of hello is cold: the reused worker no longer holds it.
+  t.is((await runCollect(engine, hello, requestOf('hello.wasm'))).result.stats.start, 'cold');
+});

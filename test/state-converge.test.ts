@@ -1,6 +1,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import { LocalSystem } from '../agent/src/launch/index.js';
+import { scanSlots } from '../agent/src/state/index.js';
 import { api, waitFor } from './helpers/agent-api.js';
 import { example } from './helpers/paths.js';
 
@@ -33,10 +34,12 @@ for (const transport of ['ring', 'stream'] as const) {
       await sys.restartRunner();
       const upAt = performance.now();
       await waitFor(
-        'hello and calc running on the new runner',
+        'hello and calc running on the new runner, manual recorded stopped',
         async () => {
+          // The reconciler handles the apps concurrently: the stop of `manual` (a durable write) may land just
+          // after the others are running, so convergence means all three.
           const s = await appStatuses(sys);
-          return s.hello === 'running' && s.calc === 'running';
+          return s.hello === 'running' && s.calc === 'running' && s.manual === 'stopped';
         },
         5000,
         5,
@@ -86,13 +89,14 @@ test.serial('an app removed while the agent was down is undeployed from the runn
   t.is((await deployBytes(sys, 'b', hello)).status, 201);
   await new Promise((r) => setTimeout(r, 600));
   await sys.killAgent('SIGKILL');
-  // Edit the desired state as a restore from backup would: drop b, change a's args (a new generation).
-  const file = `${sys.storeDir}/state/apps.json`;
-  const state = JSON.parse(fs.readFileSync(file, 'utf8'));
+  // Replace the desired state as a restore by hand would (state/apps.json is imported at start): drop b,
+  // change a's args (a new generation).
+  const newest = scanSlots(fs.readFileSync(`${sys.storeDir}/state/apps.state`)).newest;
+  const state = JSON.parse(newest!.payload.toString('utf8'));
   state.apps = state.apps.filter((a: { name: string }) => a.name !== 'b');
   state.apps[0].options.args = ['restored'];
   state.apps[0].generation += 1;
-  fs.writeFileSync(file, JSON.stringify(state));
+  fs.writeFileSync(`${sys.storeDir}/state/apps.json`, JSON.stringify(state));
   await sys.startAgent();
   const report = await waitFor('reconcile report', async () => (await api(sys, 'GET', '/v1/status')).json().reconcile, 5000);
   t.deepEqual(report.undeployed, ['b']);

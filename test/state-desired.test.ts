@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DesiredState, deployFingerprint, stateFileSchema, type AppSpec } from '../agent/src/state/index.js';
+import { DesiredState, SLOT_HEADER_BYTES, deployFingerprint, scanSlots, stateFileSchema, type AppSpec } from '../agent/src/state/index.js';
 import { AgentError } from '../runner-proto/src/errors/index.js';
 import { createLogger } from '../runner-proto/src/log/index.js';
 
@@ -30,6 +30,13 @@ function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'state-'));
 }
 
+/** The JSON of the newest intact copy in a state directory's apps.state. */
+function stateJson(dir: string): unknown {
+  const scan = scanSlots(fs.readFileSync(path.join(dir, 'state', 'apps.state')));
+  if (!scan.newest) throw new Error(`no intact copy: ${scan.problems.join(', ')}`);
+  return JSON.parse(scan.newest.payload.toString('utf8'));
+}
+
 test('put and remove are durable: a reopened state holds exactly what was acknowledged', async (t) => {
   const dir = tmpdir();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -42,7 +49,7 @@ test('put and remove are durable: a reopened state holds exactly what was acknow
   const again = await DesiredState.open(dir, log);
   t.deepEqual(again.list().map((a) => [a.name, a.digest, a.generation]), [['a', D2, 2]]);
   t.deepEqual([...again.digests()], [D2]);
-  const file = JSON.parse(fs.readFileSync(path.join(dir, 'state', 'apps.json'), 'utf8'));
+  const file = stateJson(dir) as { version: number };
   t.true(stateFileSchema.safeParse(file).success);
   t.is(file.version, 1);
 });
@@ -88,8 +95,112 @@ test('leftover temporaries of a crashed write are swept at open', async (t) => {
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a'));
   fs.writeFileSync(path.join(dir, 'state', '.apps.json.tmp-123-abc'), '{"half":');
+  fs.writeFileSync(path.join(dir, 'state', '.apps.state.tmp-123-abc'), 'WBSTATE1');
   await DesiredState.open(dir, log);
-  t.deepEqual(fs.readdirSync(path.join(dir, 'state')), ['apps.json']);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'state')), ['apps.state']);
+});
+
+/** Offsets of both slots (the file is two equal halves). */
+function slots(file: string): [number, number] {
+  const size = fs.statSync(file).size;
+  return [0, size / 2];
+}
+
+test('each write goes to the other slot; a torn write in one slot leaves the previous copy in the other', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'state', 'apps.state');
+  const ds = await DesiredState.open(dir, log);
+  await ds.put(spec('a', D1, 1)); // creates the file: slot 0, seq 1
+  await ds.put(spec('a', D2, 2)); // slot 1, seq 2
+  await ds.close();
+  const before = scanSlots(fs.readFileSync(file));
+  t.deepEqual([before.newest?.slot, before.newest?.seq, before.problems], [1, 2, [undefined, undefined]]);
+  // A power cut in the middle of the newest copy: its header survived, the tail of its payload did not.
+  const [, second] = slots(file);
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.alloc(64, 0x20), 0, 64, second + SLOT_HEADER_BYTES + 10);
+  fs.closeSync(fd);
+  const again = await DesiredState.open(dir, log);
+  t.is(again.get('a')?.digest, D1, 'the older intact copy is used');
+  t.is(again.get('a')?.generation, 1);
+  // The next write goes over the torn slot, never over the intact one.
+  await again.put(spec('a', D2, 3));
+  await again.close();
+  const after = scanSlots(fs.readFileSync(file));
+  t.deepEqual([after.newest?.slot, after.newest?.seq, after.problems], [1, 2, [undefined, undefined]]);
+  t.is((await DesiredState.open(dir, log)).get('a')?.generation, 3);
+});
+
+test('a header torn mid-write and a never-written slot are told apart from damage', (t) => {
+  const whole = Buffer.alloc(2 * 16384);
+  const scan = scanSlots(whole);
+  t.deepEqual(scan.problems, ['empty', 'empty']);
+  whole.write('WBSTATE1 seq=00000000000000', 0, 'latin1');
+  t.is(scanSlots(whole).problems[0], 'no valid header');
+  t.regex(scanSlots(Buffer.alloc(5000)).problems[0]!, /not two slots/);
+});
+
+test('both copies damaged: open refuses with an error naming the file and each slot', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'state', 'apps.state');
+  const ds = await DesiredState.open(dir, log);
+  await ds.put(spec('a'));
+  await ds.put(spec('b'));
+  await ds.close();
+  const fd = fs.openSync(file, 'r+');
+  for (const off of slots(file)) fs.writeSync(fd, Buffer.from('XX'), 0, 2, off + SLOT_HEADER_BYTES + 3);
+  fs.closeSync(fd);
+  const e = await t.throwsAsync(DesiredState.open(dir, log));
+  t.true(e instanceof AgentError);
+  t.is((e as AgentError).code, 'AGT_ERR_STORE_IO');
+  t.is((e as AgentError).details.path, file);
+  t.is((e as AgentError).details.rule, 'state-format');
+  t.true(e!.message.includes(`desired state ${file} is damaged`), e!.message);
+  t.regex(e!.message, /slot 0: checksum mismatch.*slot 1: checksum mismatch/);
+  t.regex(e!.message, /restore it from a backup or move it away/);
+});
+
+test('a state that outgrows its slots moves to a larger file and stays durable', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'state', 'apps.state');
+  const ds = await DesiredState.open(dir, log);
+  await ds.put(spec('a'));
+  const small = fs.statSync(file).size;
+  const big = (i: number): AppSpec => ({ ...spec(`big-${i}`), options: { ...spec('x').options, args: ['y'.repeat(4000)] } });
+  for (let i = 0; i < 20; i++) await ds.put(big(i));
+  await ds.put(spec('a', D2, 2));
+  await ds.close();
+  t.true(fs.statSync(file).size > small, 'the file grew');
+  const again = await DesiredState.open(dir, log);
+  t.is(again.list().length, 21);
+  t.is(again.get('a')?.digest, D2);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'state')), ['apps.state']);
+});
+
+test('apps.json of earlier versions is imported once, kept as apps.json.imported, and later changes win', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'state'));
+  const legacy = { version: 1, apps: [spec('old', D1, 4)], applied: { old: 4 } };
+  fs.writeFileSync(path.join(dir, 'state', 'apps.json'), JSON.stringify(legacy, null, 1));
+  const ds = await DesiredState.open(dir, log);
+  t.is(ds.get('old')?.generation, 4);
+  t.is(ds.appliedGeneration('old'), 4);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'state')).sort(), ['apps.json.imported', 'apps.state']);
+  t.deepEqual(stateJson(dir), legacy);
+  await ds.put(spec('old', D2, 5));
+  await ds.close();
+  const again = await DesiredState.open(dir, log);
+  t.is(again.get('old')?.generation, 5, 'the import is not repeated');
+  // An apps.json put back by hand (a restore) replaces the state again, even over a damaged apps.state.
+  fs.writeFileSync(path.join(dir, 'state', 'apps.state'), Buffer.alloc(32768, 0x41));
+  fs.writeFileSync(path.join(dir, 'state', 'apps.json'), JSON.stringify({ version: 1, apps: [spec('restored')], applied: {} }));
+  const restored = await DesiredState.open(dir, log);
+  t.deepEqual(restored.list().map((a) => a.name), ['restored']);
+  t.is((await DesiredState.open(dir, log)).get('restored')?.name, 'restored');
 });
 
 test('the fingerprint ignores key order and undefined fields but sees every option', (t) => {
@@ -141,6 +252,6 @@ test('kill -9 at random points while writing: the file always parses and holds e
       if (what === 'removed') t.is(a, undefined, `${name} removed`);
       else t.is(a?.generation, Number(what), `${name} at generation ${what}`);
     }
-    t.deepEqual(fs.readdirSync(path.join(dir, 'state')), ['apps.json'].filter((f) => fs.existsSync(path.join(dir, 'state', f))));
+    t.deepEqual(fs.readdirSync(path.join(dir, 'state')), ['apps.state'].filter((f) => fs.existsSync(path.join(dir, 'state', f))));
   }
 });

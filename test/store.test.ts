@@ -401,3 +401,26 @@ test('SIGKILL at random moments never leaves a name on a missing or partial blob
   t.log(`${kills} kills; ${dirtyTmp} left debris in tmp/; ${namesSeen} name checks`);
   t.true(namesSeen > 0, 'the child never got as far as naming a module');
 });
+
+test('putNamed stores the blob and names it; the name never precedes the blob; refusals leave nothing', async (t) => {
+  const store = await openTemp(t);
+  const bytes = randomBytes(4096);
+  const { blob, named } = store.putNamed(bytes, 'both', { kind: 'command' });
+  const put = await blob;
+  t.true(put.created);
+  const record = await named;
+  t.like(record, { name: 'both', digest: put.digest, size: 4096, meta: { kind: 'command' } });
+  t.deepEqual(await store.resolve('both'), record);
+  // Again, same bytes: the blob exists; the record is rewritten and keeps createdAt.
+  const again = store.putNamed(bytes, 'both');
+  t.false((await again.blob).created);
+  t.is((await again.named).createdAt, record.createdAt);
+  const bad = store.putNamed(randomBytes(8), '../nope');
+  await rejectsWith(t, bad.blob, 'AGT_ERR_NAME_INVALID');
+  await rejectsWith(t, bad.named, 'AGT_ERR_NAME_INVALID');
+  const big = (await ModuleStore.open(store.root, { maxModuleBytes: 16 })).putNamed(randomBytes(64), 'big');
+  await rejectsWith(t, big.blob, 'AGT_ERR_TOO_LARGE');
+  await rejectsWith(t, big.named, 'AGT_ERR_TOO_LARGE');
+  t.deepEqual((await store.list()).map((r) => r.name), ['both']);
+  t.deepEqual(await store.verifyAll(), []);
+});

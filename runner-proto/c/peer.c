@@ -1050,6 +1050,139 @@ static int vector_rings(void) {
     return 0;
 }
 
+/*
+ * CALL_BATCH_BIN (docs/protocol.md §8.1): this peer does not serve calls, but it builds the two vectors' bodies
+ * field by field from the spec, so the binary layout is pinned by a second implementation.
+ */
+#define VEC_MSG_CALL_BATCH_BIN 0x36u
+
+typedef struct {
+    uint8_t *b;
+    size_t n, cap;
+    int overflow;
+} vbuf;
+
+static void vb_put(vbuf *v, uint64_t x, unsigned bytes) {
+    if (v->n + bytes > v->cap) {
+        v->overflow = 1;
+        return;
+    }
+    for (unsigned k = 0; k < bytes; k++) v->b[v->n++] = (uint8_t)(x >> (8 * k));
+}
+static void vb_u8(vbuf *v, uint8_t x) { vb_put(v, x, 1); }
+static void vb_u16(vbuf *v, uint16_t x) { vb_put(v, x, 2); }
+static void vb_u32(vbuf *v, uint32_t x) { vb_put(v, x, 4); }
+static void vb_i32(vbuf *v, int32_t x) { vb_put(v, (uint32_t)x, 4); }
+static void vb_i64(vbuf *v, int64_t x) { vb_put(v, (uint64_t)x, 8); }
+static void vb_f32(vbuf *v, float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    vb_put(v, u, 4);
+}
+static void vb_f64(vbuf *v, double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    vb_put(v, u, 8);
+}
+static void vb_str(vbuf *v, const char *s) {
+    size_t len = strlen(s);
+    vb_u16(v, (uint16_t)len);
+    for (size_t k = 0; k < len; k++) vb_u8(v, (uint8_t)s[k]);
+}
+
+/* Value type codes and limit/stat bits of §8.1. */
+enum { CB_I32 = 0, CB_I64 = 1, CB_F32 = 2, CB_F64 = 3 };
+enum { CB_TIME = 0x01, CB_GAS = 0x02 };
+enum { CB_INSTR = 0x01, CB_START = 0x02, CB_COLD = 0x04, CB_START_MS = 0x08, CB_MESSAGE = 0x10 };
+enum { CB_REASON_LOAD = 7 };
+
+static void vb_val_i32(vbuf *v, int32_t x) {
+    vb_u8(v, CB_I32);
+    vb_i32(v, x);
+}
+static void vb_val_i64(vbuf *v, int64_t x) {
+    vb_u8(v, CB_I64);
+    vb_i64(v, x);
+}
+static void vb_val_f32(vbuf *v, float x) {
+    vb_u8(v, CB_F32);
+    vb_f32(v, x);
+}
+static void vb_val_f64(vbuf *v, double x) {
+    vb_u8(v, CB_F64);
+    vb_f64(v, x);
+}
+
+/* A call's fixed part: app and fn string indexes, limit bits, argument count. */
+static void vb_call(vbuf *v, uint16_t app, uint16_t fn, uint8_t limits, uint16_t args) {
+    vb_u16(v, app);
+    vb_u16(v, fn);
+    vb_u8(v, limits);
+    vb_u16(v, args);
+}
+
+/* A result's fixed part: status (0 ok, 1 failed), stat bits, wallMs, peakPages. */
+static void vb_result(vbuf *v, uint8_t status, uint8_t bits, double wall_ms, uint32_t peak_pages) {
+    vb_u8(v, status);
+    vb_u8(v, bits);
+    vb_f64(v, wall_ms);
+    vb_u32(v, peak_pages);
+}
+
+/* The calls of test/helpers/vectors.ts (CALLS): calc.add, calc.mul64 with limits, calc.fdiv, nope.scale. */
+static size_t call_batch_request(uint8_t *out, size_t cap) {
+    static const char *const strings[] = {"calc", "add", "mul64", "fdiv", "nope", "scale"};
+    vbuf v = {out, 0, cap, 0};
+    vb_u8(&v, 1); /* version */
+    vb_u8(&v, 0); /* flags */
+    vb_u16(&v, 6);
+    vb_u16(&v, 4);
+    for (size_t k = 0; k < 6; k++) vb_str(&v, strings[k]);
+    vb_call(&v, 0, 1, 0, 2);
+    vb_val_i32(&v, 20);
+    vb_val_i32(&v, 22);
+    vb_call(&v, 0, 2, CB_TIME | CB_GAS, 2);
+    vb_f64(&v, 100); /* timeMs */
+    vb_f64(&v, 5000); /* gas */
+    vb_val_i64(&v, -3);
+    vb_val_i64(&v, 4);
+    vb_call(&v, 0, 3, 0, 2);
+    vb_val_f64(&v, 1);
+    vb_val_f64(&v, 4);
+    vb_call(&v, 4, 5, 0, 2);
+    vb_val_f32(&v, 1.5f);
+    vb_val_f32(&v, 2.0f);
+    return v.overflow ? 0 : v.n;
+}
+
+/* Their answers (CALL_RESULTS): the fixed part, [instructions], [startMs], then values or the failure. */
+static size_t call_batch_results(uint8_t *out, size_t cap) {
+    static const char message[] = "AGT_ERR_NOT_FOUND: no app named nope is deployed on the runner";
+    vbuf v = {out, 0, cap, 0};
+    vb_u8(&v, 1);
+    vb_u8(&v, 0);
+    vb_u16(&v, 4);
+    vb_result(&v, 0, CB_START | CB_START_MS, 0.125, 2);
+    vb_f64(&v, 0.25); /* startMs */
+    vb_u16(&v, 1);
+    vb_val_i32(&v, 42);
+    vb_result(&v, 0, CB_INSTR | CB_START | CB_START_MS, 0.5, 2);
+    vb_f64(&v, 9); /* instructions */
+    vb_f64(&v, 0.625);
+    vb_u16(&v, 1);
+    vb_val_i64(&v, -12);
+    vb_result(&v, 0, CB_START | CB_COLD | CB_START_MS, 1.5, 2);
+    vb_f64(&v, 12.75);
+    vb_u16(&v, 1);
+    vb_val_f64(&v, 0.25);
+    vb_result(&v, 1, CB_MESSAGE, 0, 0);
+    vb_u8(&v, CB_REASON_LOAD);
+    vb_i32(&v, 1); /* exitCode */
+    vb_u32(&v, (uint32_t)(sizeof message - 1));
+    for (size_t k = 0; k + 1 < sizeof message; k++) vb_u8(&v, (uint8_t)message[k]);
+    return v.overflow ? 0 : v.n;
+}
+
 static int print_vectors(void) {
     static const char hello[] = "{\"versions\":[1],\"role\":\"agent\",\"epoch\":305419896,"
                                 "\"capabilities\":[\"module-transfer\",\"run\"],\"maxBody\":524264,"
@@ -1074,6 +1207,15 @@ static int print_vectors(void) {
         vector_frame("frame-module-chunk", WR_MSG_MODULE_CHUNK, 0, 3, 6, tiny_module, sizeof tiny_module) != 0 ||
         vector_frame("frame-error", WR_MSG_ERROR, json, 2, 8, (const uint8_t *)error, (uint32_t)n) != 0) {
         fprintf(stderr, "peer: cannot encode a frame vector\n");
+        return 1;
+    }
+    uint8_t calls[256], results[256];
+    size_t calls_len = call_batch_request(calls, sizeof calls);
+    size_t results_len = call_batch_results(results, sizeof results);
+    if (calls_len == 0 || results_len == 0 ||
+        vector_frame("frame-call-batch-bin", VEC_MSG_CALL_BATCH_BIN, WR_FLAG_BODY_CRC, 4, 10, calls, (uint32_t)calls_len) != 0 ||
+        vector_frame("frame-call-batch-bin-result", WR_MSG_RESULT, WR_FLAG_BODY_CRC, 3, 10, results, (uint32_t)results_len) != 0) {
+        fprintf(stderr, "peer: cannot encode a CALL_BATCH_BIN vector\n");
         return 1;
     }
 

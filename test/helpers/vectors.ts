@@ -4,6 +4,10 @@ import { crc32cJs } from '../../runner-proto/src/crc/index.js';
 import { FLAG_BODY_CRC, FLAG_JSON, FRAME_HEADER_SIZE, FRAME_MAGIC, decodeFrame, encodeFrame, isFault, readHeader } from '../../runner-proto/src/frame/index.js';
 import {
   MsgType,
+  decodeCallBatchRequest,
+  decodeCallBatchResults,
+  encodeCallBatchRequest,
+  encodeCallBatchResults,
   encodeJson,
   errorBodySchema,
   helloAckSchema,
@@ -61,6 +65,8 @@ export interface FrameVectorDef {
   readonly body: Uint8Array;
   /** For JSON bodies: the schema the body must satisfy (the one the receiver applies). */
   readonly schema?: z.ZodType;
+  /** For binary bodies with a structure: what the receiver's decoder makes of them (shown as `decoded`). */
+  readonly decodeBody?: (body: Uint8Array) => unknown;
 }
 
 export interface RegionVectorDef {
@@ -100,12 +106,46 @@ const NOT_FOUND = {
   details: { field: 'digest' },
 };
 
+// CALL_BATCH_BIN: four calls (every value type, both limits, an app that is not there) and their answers.
+const CALLS = [
+  { app: 'calc', fn: 'add', args: [{ type: 'i32', value: 20 }, { type: 'i32', value: 22 }] },
+  { app: 'calc', fn: 'mul64', args: [{ type: 'i64', value: '-3' }, { type: 'i64', value: '4' }], limits: { timeMs: 100, gas: 5000 } },
+  { app: 'calc', fn: 'fdiv', args: [{ type: 'f64', value: 1 }, { type: 'f64', value: 4 }] },
+  { app: 'nope', fn: 'scale', args: [{ type: 'f32', value: 1.5 }, { type: 'f32', value: 2 }] },
+] as const;
+const CALL_RESULTS = [
+  { ok: true, results: [{ type: 'i32', value: 42 }], stats: { wallMs: 0.125, peakPages: 2, start: 'warm', startMs: 0.25 } },
+  { ok: true, results: [{ type: 'i64', value: '-12' }], stats: { wallMs: 0.5, peakPages: 2, instructions: 9, start: 'warm', startMs: 0.625 } },
+  { ok: true, results: [{ type: 'f64', value: 0.25 }], stats: { wallMs: 1.5, peakPages: 2, start: 'cold', startMs: 12.75 } },
+  { ok: false, reason: 'load', exitCode: 1, message: 'AGT_ERR_NOT_FOUND: no app named nope is deployed on the runner', stats: { wallMs: 0, peakPages: 0 } },
+] as const;
+
 export const FRAME_VECTORS: readonly FrameVectorDef[] = [
   { kind: 'frame', name: 'frame-echo-empty', type: MsgType.ECHO, flags: 0, seq: 0, corr: 2, body: new Uint8Array(0) },
   { kind: 'frame', name: 'frame-hello', type: MsgType.HELLO, flags: FLAG_JSON | FLAG_BODY_CRC, seq: 1, corr: 4, body: encodeJson(HELLO), schema: helloSchema },
   { kind: 'frame', name: 'frame-hello-ack', type: MsgType.RESULT, flags: FLAG_JSON | FLAG_BODY_CRC, seq: 0, corr: 4, body: encodeJson(HELLO_ACK), schema: helloAckSchema },
   { kind: 'frame', name: 'frame-module-chunk', type: MsgType.MODULE_CHUNK, flags: 0, seq: 3, corr: 6, body: TINY_MODULE },
   { kind: 'frame', name: 'frame-error', type: MsgType.ERROR, flags: FLAG_JSON | FLAG_BODY_CRC, seq: 2, corr: 8, body: encodeJson(NOT_FOUND), schema: errorBodySchema },
+  {
+    kind: 'frame',
+    name: 'frame-call-batch-bin',
+    type: MsgType.CALL_BATCH_BIN,
+    flags: FLAG_BODY_CRC,
+    seq: 4,
+    corr: 10,
+    body: encodeCallBatchRequest(CALLS.map((c) => ({ ...c, args: [...c.args] }))),
+    decodeBody: (b) => ({ calls: decodeCallBatchRequest(b) }),
+  },
+  {
+    kind: 'frame',
+    name: 'frame-call-batch-bin-result',
+    type: MsgType.RESULT,
+    flags: FLAG_BODY_CRC,
+    seq: 3,
+    corr: 10,
+    body: encodeCallBatchResults(CALL_RESULTS),
+    decodeBody: (b) => ({ results: decodeCallBatchResults(b) }),
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -337,7 +377,13 @@ export function decodeVectorBytes(v: VectorDef, bytes: Uint8Array): unknown {
     if ('code' in f) return { fault: f.code };
     if (bytes.length !== FRAME_HEADER_SIZE + f.body.length) return { fault: `trailing bytes: ${bytes.length - FRAME_HEADER_SIZE - f.body.length}` };
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return { ...frameFields(f, view.getUint32(16, true)), headerCrc: hex32(view.getUint32(20, true)) };
+    const fields = { ...frameFields(f, view.getUint32(16, true)), headerCrc: hex32(view.getUint32(20, true)) };
+    if (!v.decodeBody) return fields;
+    try {
+      return { ...fields, decoded: v.decodeBody(f.body) };
+    } catch (err) {
+      return { ...fields, decoded: { fault: (err as Error).message } };
+    }
   }
   const buffer = new ArrayBuffer(regionSizeFor(v.ringSize));
   const dst = new Uint8Array(buffer);

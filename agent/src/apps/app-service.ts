@@ -216,16 +216,19 @@ export class AppService {
       return { app: name, digest, kind, generation: prev.generation, applied: true, unchanged: true, transferred: false, previous: prev.digest, ms: performance.now() - t0, ...(prev.signer ? { signer: prev.signer } : {}) };
     }
 
-    // 3. Overlapped: [blob durable, then name + desired state durable] alongside [bytes to runner, then DEPLOY].
+    // 3. Overlapped: [blob durable (the name's record written meanwhile), then name + desired state durable]
+    // alongside [bytes to runner, then DEPLOY].
     const load = (): Promise<Uint8Array> => (bytes ? Promise.resolve(bytes) : store.get(digest));
-    const stored = bytes && source.kind === 'bytes' ? store.put(bytes) : Promise.resolve(undefined);
-    const persisted = stored.then(async () => {
-      const named = moduleName && source.kind === 'bytes' ? store.setName(moduleName, digest, { kind, ...(verdict.signed ? { signer: verdict.keyId } : {}), ...(typeof source.signature === 'string' ? { signature: source.signature } : source.signature ? { signature: Buffer.from(source.signature).toString('base64') } : {}) }) : undefined;
-      await Promise.all([desired.put(spec), named]);
-    });
+    let storing: { blob: Promise<unknown>; named: Promise<unknown> | undefined } = { blob: Promise.resolve(), named: undefined };
+    if (source.kind === 'bytes') {
+      const sig = source.signature;
+      const meta = { kind, ...(verdict.signed ? { signer: verdict.keyId } : {}), ...(typeof sig === 'string' ? { signature: sig } : sig ? { signature: Buffer.from(sig).toString('base64') } : {}) };
+      storing = moduleName ? store.putNamed(source.bytes, moduleName, meta) : { blob: store.put(source.bytes), named: undefined };
+    }
+    const persisted = Promise.all([storing.blob.then(() => desired.put(spec)), storing.named]).then(() => undefined);
     let transferred = false;
     const deployed: Promise<DeployResult | undefined> = connected
-      ? this.sendAndDeploy({ app: name, digest, kind, options }, load).then((r) => {
+      ? this.sendAndDeploy({ app: name, digest, kind, options }, load, bytes).then((r) => {
           transferred = r.transferred;
           return r.result;
         })
@@ -276,17 +279,20 @@ export class AppService {
     else await this.o.link.undeploy(name);
   }
 
-  /** Module to the runner if it lacks it, then DEPLOY; a runner that lost the module gets it again, once. */
-  private async sendAndDeploy(msg: DeployMessage, load: () => Promise<Uint8Array>): Promise<{ transferred: boolean; result: DeployResult }> {
+  /**
+   * Module to the runner if it lacks it, then DEPLOY (back to back when the bytes are in hand, see
+   * RunnerLink.deployModule); a runner that lost the module gets it again, once.
+   */
+  private async sendAndDeploy(msg: DeployMessage, load: () => Promise<Uint8Array>, bytes?: Uint8Array): Promise<{ transferred: boolean; result: DeployResult }> {
     const { link } = this.o;
-    let sent = (await link.ensureModule(msg.digest, load, 30_000)).sent;
     try {
-      return { transferred: sent, result: await link.deploy(msg) };
+      const r = await link.deployModule(msg, load, { deadlineMs: 30_000, ...(bytes ? { bytes } : {}) });
+      return { transferred: r.sent, result: r.result };
     } catch (err) {
       const e = toAgentError(err);
       if (e.code !== 'AGT_ERR_NOT_FOUND' || e.details.field !== 'digest') throw e;
       link.forgetHeld(msg.digest);
-      sent = (await link.ensureModule(msg.digest, load, 30_000)).sent || sent;
+      const sent = (await link.ensureModule(msg.digest, load, 30_000)).sent;
       return { transferred: sent, result: await link.deploy(msg) };
     }
   }

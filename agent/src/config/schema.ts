@@ -101,7 +101,7 @@ export const metricsSchema = z.strictObject({
 });
 
 export const configFileSchema = z.strictObject({
-  /** Module store (blobs/, names/) and desired state (state/apps.json) live here. */
+  /** Module store (blobs/, names/) and desired state (state/apps.state) live here. */
   stateDir: z.string().min(1).default('/var/lib/wasmedge-agent'),
   runner: runnerSchema,
   api: apiSchema,

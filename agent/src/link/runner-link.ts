@@ -20,7 +20,10 @@ import {
   appsResultSchema,
   callBatchResultSchema,
   callResultSchema,
+  canTravelBinary,
+  decodeCallBatchResults,
   deployResultSchema,
+  encodeCallBatchRequest,
   exitSchema,
   helloAckSchema,
   invokeResultHeadSchema,
@@ -84,6 +87,13 @@ export interface LinkStatus {
   readonly since?: string;
 }
 
+interface QueuedCall {
+  readonly msg: CallMessage;
+  resolve(r: CallResult): void;
+  reject(e: unknown): void;
+  readonly timeoutMs: number;
+}
+
 interface ActiveRun {
   readonly output: RunOutput;
   resolve(e: ExitMessage): void;
@@ -92,6 +102,13 @@ interface ActiveRun {
 }
 
 const CHUNK_SIZE = 64 * 1024;
+/**
+ * Largest module deployModule() sends without asking MODULE_HAVE first: below this a needless transfer (the
+ * runner had it after all) costs less than the round trip the question costs every time.
+ */
+const PIPELINE_MAX_BYTES = 1024 * 1024;
+/** Chunk size of a pipelined transfer (bounded by the transport's maxBody): fewer frames, fewer wake-ups. */
+const PIPELINE_CHUNK_SIZE = 256 * 1024;
 /** Calls per CALL_BATCH frame (the schema allows up to 1024). */
 const MAX_BATCH = 256;
 type CallResult = z.infer<typeof callResultSchema>;
@@ -229,6 +246,7 @@ export class RunnerLink {
       if (watch) clearInterval(watch);
     }
     this.endpoint = ep;
+    this.binaryCallsOn = this.ack.capabilities.includes('call-batch-bin') ? ep : undefined;
     if (this.ring) this.runnerRegionEpoch = peerState(this.ring.region, Side.Runner).epoch;
     this.connects++;
     this.connectedAt = new Date();
@@ -455,6 +473,57 @@ export class RunnerLink {
     };
   }
 
+  /**
+   * ensureModule() then deploy(). With the module's bytes in hand (small enough, see PIPELINE_MAX_BYTES) and a
+   * runner that speaks `module-pipeline`, the whole transfer and the DEPLOY go out back to back without
+   * MODULE_HAVE: one round trip instead of four (the runner holds the DEPLOY until the module has arrived).
+   * A pipelined transfer that fails falls back to the ordinary path, with its retries.
+   */
+  async deployModule(
+    msg: DeployMessage,
+    load: () => Promise<Uint8Array>,
+    options: { readonly bytes?: Uint8Array; readonly deadlineMs?: number } = {},
+  ): Promise<{ sent: boolean; result: DeployResult }> {
+    const ep = await this.connected();
+    const bytes = options.bytes;
+    if (
+      bytes !== undefined &&
+      bytes.length <= PIPELINE_MAX_BYTES &&
+      !this.held.has(msg.digest) &&
+      !this.transfers.has(msg.digest) &&
+      this.endpoint === ep &&
+      this.ack?.capabilities.includes('module-pipeline') === true
+    ) {
+      const transfer = this.sendPipelined(ep, msg.digest, bytes).finally(() => this.transfers.delete(msg.digest));
+      this.transfers.set(msg.digest, transfer);
+      const deployed = ep.requestJson(MsgType.DEPLOY, msg, deployResultSchema, { timeoutMs: 60_000 });
+      const [t, d] = await Promise.allSettled([transfer, deployed]);
+      if (t.status === 'fulfilled') {
+        if (this.endpoint === ep) this.held.add(msg.digest);
+        if (d.status === 'rejected') throw d.reason;
+        return { sent: true, result: d.value };
+      }
+      // The DEPLOY behind a failed transfer failed too (NOT_FOUND); the ordinary path retries what can be.
+      this.logger.warn({ digest: msg.digest, err: toAgentError(t.reason).message }, 'pipelined module transfer failed; sending again');
+    }
+    const { sent } = await this.ensureModule(msg.digest, load, options.deadlineMs);
+    return { sent, result: await this.deploy(msg) };
+  }
+
+  /** BEGIN (ack false), chunks and END without waiting in between; resolves with END's answer. */
+  private async sendPipelined(ep: Endpoint, digest: string, bytes: Uint8Array): Promise<void> {
+    const corr = ep.allocCorr();
+    const chunk = Math.min(PIPELINE_CHUNK_SIZE, ep.transport.maxBody);
+    // Frames leave in call order. A refused BEGIN or chunk is answered with an ERROR under this id, which
+    // then settles the END request below; a failed send closes the channel, which fails it too.
+    void ep.sendJson(MsgType.MODULE_BEGIN, corr, { digest, size: bytes.length, chunkSize: chunk, ack: false }).catch(() => undefined);
+    for (let off = 0; off < bytes.length; off += chunk) {
+      void ep.send(MsgType.MODULE_CHUNK, corr, bytes.subarray(off, Math.min(off + chunk, bytes.length)), 0).catch(() => undefined);
+    }
+    await ep.requestJson(MsgType.MODULE_END, { digest }, okSchema, { corr, timeoutMs: 60_000 });
+    this.logger.info({ digest, size: bytes.length }, 'module sent to runner');
+  }
+
   /** Deploys (or hot-swaps) an app on the runner; the module must be there (see ensureModule). */
   async deploy(msg: DeployMessage, timeoutMs = 60_000): Promise<DeployResult> {
     const ep = await this.connected();
@@ -469,7 +538,7 @@ export class RunnerLink {
   /**
    * Calls a reactor app's function; traps and limits come back as `ok: false`, not as errors. Calls issued in
    * the same turn of the event loop travel together in one CALL_BATCH frame (one wake-up of the runner for many
-   * calls); a lone call goes as a plain CALL.
+   * calls; CALL_BATCH_BIN when the runner offers it); a lone call goes as a plain CALL.
    */
   call(msg: CallMessage, timeoutMs = 60_000): Promise<CallResult> {
     return new Promise<CallResult>((resolve, reject) => {
@@ -478,7 +547,9 @@ export class RunnerLink {
     });
   }
 
-  private callQueue: Array<{ msg: CallMessage; resolve: (r: CallResult) => void; reject: (e: unknown) => void; timeoutMs: number }> = [];
+  private callQueue: QueuedCall[] = [];
+  /** The endpoint whose runner offered `call-batch-bin` in its HelloAck (batches then travel in binary). */
+  private binaryCallsOn: Endpoint | undefined;
 
   private async flushCalls(): Promise<void> {
     const batch = this.callQueue.splice(0, MAX_BATCH);
@@ -491,12 +562,43 @@ export class RunnerLink {
         batch[0]!.resolve(await ep.requestJson(MsgType.CALL, batch[0]!.msg, callResultSchema, { timeoutMs }));
         return;
       }
+      if (this.binaryCallsOn === ep) {
+        await this.flushBinary(ep, batch, timeoutMs);
+        return;
+      }
       const { results } = await ep.requestJson(MsgType.CALL_BATCH, { calls: batch.map((c) => c.msg) }, callBatchResultSchema, { timeoutMs });
       if (results.length !== batch.length) throw new AgentError('AGT_ERR_PROTOCOL', `CALL_BATCH answered ${results.length} results for ${batch.length} calls`);
       batch.forEach((c, i) => c.resolve(results[i]!));
     } catch (err) {
       for (const c of batch) c.reject(err);
     }
+  }
+
+  /**
+   * A batch as CALL_BATCH_BIN (the runner offered `call-batch-bin`): the same calls and answers as CALL_BATCH
+   * without JSON and zod on either side, which were most of a warm call's cost. A call whose JSON form the runner
+   * would refuse (or that holds a value binary cannot carry) goes alone as CALL, so it gets the answer it always got.
+   */
+  private async flushBinary(ep: Endpoint, batch: QueuedCall[], timeoutMs: number): Promise<void> {
+    let bin = batch;
+    if (!batch.every((c) => canTravelBinary(c.msg))) {
+      bin = [];
+      for (const c of batch) {
+        if (canTravelBinary(c.msg)) bin.push(c);
+        else ep.requestJson(MsgType.CALL, c.msg, callResultSchema, { timeoutMs: c.timeoutMs }).then(c.resolve, c.reject);
+      }
+      if (bin.length === 0) return;
+    }
+    let results: CallResult[];
+    try {
+      const f = await ep.request(MsgType.CALL_BATCH_BIN, encodeCallBatchRequest(bin.map((c) => c.msg)), { timeoutMs, flags: FLAG_BODY_CRC });
+      results = decodeCallBatchResults(f.body);
+      if (results.length !== bin.length) throw new AgentError('AGT_ERR_PROTOCOL', `CALL_BATCH_BIN answered ${results.length} results for ${bin.length} calls`);
+    } catch (err) {
+      for (const c of bin) c.reject(err);
+      return;
+    }
+    for (let i = 0; i < bin.length; i++) bin[i]!.resolve(results[i]!);
   }
 
   /** Bytes in, bytes out on a command app: stdin -> stdout, with the exit. */

@@ -26,7 +26,7 @@ export const appSpecSchema = z.strictObject({
 });
 export type AppSpec = z.infer<typeof appSpecSchema>;
 
-/** The file format of state/apps.json; `version` is bumped when the format changes incompatibly. */
+/** The JSON of the desired state (each copy in state/apps.state; earlier versions' state/apps.json); `version` is bumped when it changes incompatibly. */
 export const STATE_FORMAT_VERSION = 1;
 export const stateFileSchema = z.strictObject({
   version: z.literal(STATE_FORMAT_VERSION),

@@ -1,19 +1,26 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../../../runner-proto/src/errors/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
 import { STATE_FORMAT_VERSION, stateFileSchema, type AppSpec, type StateFile } from './app-spec.js';
-import { sweepTemporaries, syncDir, writeFileAtomic } from './atomic-file.js';
+import { sweepTemporaries, syncDir } from './atomic-file.js';
+import { SlotFile, type SlotScan } from './slot-file.js';
 
 /** How long markApplied() waits to batch its lazy write. */
 const APPLIED_FLUSH_MS = 250;
 
+/** The desired state's file, and the JSON file of earlier versions (still imported: see DesiredState.open). */
+export const STATE_FILE = 'apps.state';
+export const LEGACY_STATE_FILE = 'apps.json';
+const IMPORTED_SUFFIX = '.imported';
+
 /**
- * The desired state: every app the agent should keep deployed, persisted in `<stateDir>/state/apps.json`.
+ * The desired state: every app the agent should keep deployed, persisted in `<stateDir>/state/apps.state`.
  *
- * Writes are whole-file atomic replacements (writeFileAtomic). They form one chain: a change waits for the
- * write that includes it, and changes made while a write is in flight are all carried by the next one
- * (group commit), so concurrent deploys do not pay one fsync each.
+ * Each write stores the whole state (JSON, StateFile) as one copy in a two-slot file (slot-file.ts): one
+ * in-place O_DSYNC write per change, the other slot keeping the previous copy until the new one is durable.
+ * Writes form one chain: a change waits for the write that includes it, and changes made while a write is in
+ * flight are all carried by the next one (group commit), so concurrent deploys do not pay one sync each.
  *
  * `applied[name]` records the generation the runner was last confirmed to run. It is written lazily, off the
  * request path: after a crash it may be older than the truth, which only costs one redundant (hot, atomic)
@@ -24,6 +31,8 @@ const APPLIED_FLUSH_MS = 250;
 export class DesiredState {
   readonly file: string;
   private readonly logger: Logger;
+  /** Absent until the first write creates the file. */
+  private slots: SlotFile | undefined;
   private readonly apps = new Map<string, AppSpec>();
   private readonly applied = new Map<string, number>();
   /** The write in flight, and whether another must follow it. */
@@ -38,44 +47,59 @@ export class DesiredState {
     this.logger = logger;
   }
 
+  /**
+   * Loads `<stateDir>/state/apps.state`. A `state/apps.json` (the JSON file earlier versions kept, or one an
+   * operator put there to replace the state by hand) is imported instead, written as the new state, and renamed
+   * to `apps.json.imported`; a crash anywhere in between leaves it to be imported again at the next open.
+   */
   static async open(stateDir: string, logger: Logger): Promise<DesiredState> {
     const dir = path.join(stateDir, 'state');
     await mkdir(dir, { recursive: true, mode: 0o750 });
     await syncDir(stateDir);
-    const ds = new DesiredState(path.join(dir, 'apps.json'), logger);
-    const swept = await sweepTemporaries(ds.file);
+    const ds = new DesiredState(path.join(dir, STATE_FILE), logger);
+    const legacy = path.join(dir, LEGACY_STATE_FILE);
+    let swept = await sweepTemporaries(ds.file);
+    swept += await sweepTemporaries(legacy);
     if (swept > 0) logger.warn({ removed: swept }, 'removed unfinished desired-state writes left by a crash');
-    await ds.load();
+    let scan: SlotScan | undefined;
+    try {
+      scan = await SlotFile.read(ds.file);
+    } catch (err) {
+      throw new AgentError('AGT_ERR_STORE_IO', `cannot read desired state ${ds.file}: ${(err as Error).message}`, { path: ds.file });
+    }
+    const imported = await readLegacy(legacy);
+    if (imported !== undefined) {
+      ds.adopt(imported);
+      // A damaged apps.state does not matter here: the import replaces it whole.
+      if (scan?.newest !== undefined) ds.slots = SlotFile.resume(ds.file, { ...scan, newest: scan.newest });
+      await ds.persist();
+      await rename(legacy, `${legacy}${IMPORTED_SUFFIX}`);
+      // Durable before anything is served: a rename rolled back by a power cut would import the old file again
+      // over changes acknowledged since.
+      await syncDir(dir);
+      logger.warn({ apps: ds.apps.size, from: legacy, to: ds.file }, 'desired state imported from JSON');
+      return ds;
+    }
+    if (scan !== undefined) {
+      if (scan.newest === undefined) {
+        const why = scan.problems.map((p, i) => `slot ${i}: ${p}`).join('; ');
+        throw damaged(ds.file, `no intact copy: ${why}`);
+      }
+      if (scan.problems.some((p) => p !== undefined && p !== 'empty')) {
+        logger.warn({ file: ds.file, problems: scan.problems, seq: scan.newest.seq }, 'desired state: one copy is damaged (a write cut short); using the other');
+      }
+      ds.adopt(parseState(ds.file, scan.newest.payload.toString('utf8')));
+      ds.slots = SlotFile.resume(ds.file, { ...scan, newest: scan.newest });
+    }
+    logger.info({ apps: ds.apps.size, file: ds.file }, 'desired state loaded');
     return ds;
   }
 
-  private async load(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new AgentError('AGT_ERR_STORE_IO', `cannot read desired state ${this.file}: ${(err as Error).message}`, { path: this.file });
-    }
-    let parsed: StateFile;
-    try {
-      const r = stateFileSchema.safeParse(JSON.parse(text));
-      if (!r.success) {
-        const issue = r.error.issues[0]!;
-        throw new Error(`field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-      }
-      parsed = r.data;
-    } catch (err) {
-      // Writes are atomic, so this is damage from outside; refusing to start beats forgetting every app.
-      throw new AgentError(
-        'AGT_ERR_STORE_IO',
-        `desired state ${this.file} is damaged (${(err as Error).message}); restore it from a backup or move it away to start with no apps`,
-        { path: this.file, rule: 'state-format' },
-      );
-    }
+  private adopt(parsed: StateFile): void {
+    this.apps.clear();
+    this.applied.clear();
     for (const a of parsed.apps) this.apps.set(a.name, a);
     for (const [n, g] of Object.entries(parsed.applied)) if (this.apps.has(n)) this.applied.set(n, g);
-    this.logger.info({ apps: this.apps.size, file: this.file }, 'desired state loaded');
   }
 
   get(name: string): AppSpec | undefined {
@@ -168,7 +192,9 @@ export class DesiredState {
         applied: Object.fromEntries([...this.applied].filter(([n]) => this.apps.has(n))),
       };
       try {
-        await writeFileAtomic(this.file, `${JSON.stringify(snapshot, null, 1)}\n`);
+        const payload = Buffer.from(`${JSON.stringify(snapshot)}\n`);
+        if (this.slots === undefined) this.slots = await SlotFile.create(this.file, payload);
+        else await this.slots.write(payload);
         this.writes++;
         for (const w of batch) w.resolve();
       } catch (err) {
@@ -187,5 +213,41 @@ export class DesiredState {
       await this.persist().catch(() => undefined);
     }
     await this.writing;
+    await this.slots?.close();
   }
+}
+
+function damaged(file: string, why: string): AgentError {
+  // Writes never leave both copies bad, so this is damage from outside; refusing to start beats forgetting every app.
+  return new AgentError('AGT_ERR_STORE_IO', `desired state ${file} is damaged (${why}); restore it from a backup or move it away to start with no apps`, {
+    path: file,
+    rule: 'state-format',
+  });
+}
+
+function parseState(file: string, text: string): StateFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw damaged(file, (err as Error).message);
+  }
+  const r = stateFileSchema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw damaged(file, `field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+/** The JSON state file of earlier versions, or undefined when there is none. */
+async function readLegacy(file: string): Promise<StateFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new AgentError('AGT_ERR_STORE_IO', `cannot read desired state ${file}: ${(err as Error).message}`, { path: file });
+  }
+  return parseState(file, text);
 }

@@ -26,7 +26,7 @@ import { pino } from 'pino';
 import { AgentError } from '../../../runner-proto/src/errors/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
 import { DIGEST_ALGORITHM, formatDigest, parseDigest } from './digest.js';
-import { errnoCode, fsyncDir, io, ioError, removeQuietly, sha256File, writeSynced } from './fsutil.js';
+import { DirSyncer, errnoCode, fsyncDir, io, ioError, removeQuietly, sha256File, writeSynced } from './fsutil.js';
 import { KeyedLock } from './keyed-lock.js';
 import { isValidName, validateName } from './name.js';
 import { checkMeta, freezeRecord, parseRecord, type BlobInfo, type ModuleMeta, type NameRecord } from './record.js';
@@ -94,6 +94,12 @@ export class ModuleStore {
   readonly #tmpDir: string;
   /** Digests referenced from outside names/ (the desired state's apps); gc() never collects them. */
   #roots: () => Iterable<string> = () => [];
+  /**
+   * Sizes of blobs this process stored or saw, so resolve() of a digest (every deploy by digest) needs no
+   * stat: one process owns the root, and gc() forgets what it deletes. verifyAll() and setName() still stat.
+   */
+  readonly #sizes = new Map<string, number>();
+  readonly #dirs = new DirSyncer();
 
   private constructor(root: string, maxModuleBytes: number, graceMs: number, log: Logger) {
     this.root = root;
@@ -161,11 +167,43 @@ export class ModuleStore {
     if (bytes.byteLength > this.maxModuleBytes) throw this.#tooLarge(bytes.byteLength, this.maxModuleBytes, 'maxModuleBytes');
     const hex = createHash(DIGEST_ALGORITHM).update(bytes).digest('hex');
     if (expected !== undefined && expected !== hex) throw mismatch('module bytes', hex, expected);
+    return this.#putHashed(bytes, hex);
+  }
 
+  /**
+   * put() and setName() for one module, overlapped: the name's record is written and synced while the blob is,
+   * and renamed into place only once the blob is durable, so a name still never points at a missing blob, with
+   * one directory sync fewer on the way. `blob` settles when the blob is durable (what other state may refer
+   * to it from then on), `named` when the name is too; a failed blob fails both.
+   */
+  putNamed(bytes: Uint8Array, name: string, meta?: ModuleMeta): { blob: Promise<PutResult>; named: Promise<NameRecord> } {
+    let hex: string;
+    let metaCopy: ModuleMeta | undefined;
+    try {
+      if (!(bytes instanceof Uint8Array)) {
+        throw new AgentError('AGT_ERR_BAD_REQUEST', `module bytes must be a Uint8Array, received ${typeof bytes}`, { field: 'bytes' });
+      }
+      if (bytes.byteLength > this.maxModuleBytes) throw this.#tooLarge(bytes.byteLength, this.maxModuleBytes, 'maxModuleBytes');
+      validateName(name);
+      metaCopy = meta === undefined ? undefined : checkMeta(meta);
+      hex = createHash(DIGEST_ALGORITHM).update(bytes).digest('hex');
+    } catch (err) {
+      const failed = Promise.reject(err);
+      return { blob: failed, named: failed };
+    }
+    const blob = this.#putHashed(bytes, hex);
+    const named = this.#locks.run('refs', () => this.#writeName(name, hex, metaCopy, { size: bytes.byteLength, durable: blob }));
+    return { blob, named };
+  }
+
+  async #putHashed(bytes: Uint8Array, hex: string): Promise<PutResult> {
     return this.#locks.run(`blob:${hex}`, async () => {
       this.#pinUnnamed(hex);
       const digest = formatDigest(hex);
-      if (await this.#hasIntactEntry(hex, bytes.byteLength)) return { digest, size: bytes.byteLength, created: false };
+      if (await this.#hasIntactEntry(hex, bytes.byteLength)) {
+        this.#remember(hex, bytes.byteLength);
+        return { digest, size: bytes.byteLength, created: false };
+      }
       const tmp = this.#tmpPath('blob');
       try {
         await io('write', tmp, () => writeSynced(tmp, bytes));
@@ -174,6 +212,7 @@ export class ModuleStore {
         await removeQuietly(tmp);
         throw err;
       }
+      this.#remember(hex, bytes.byteLength);
       this.#log.info({ digest, size: bytes.byteLength }, 'blob stored');
       return { digest, size: bytes.byteLength, created: true };
     });
@@ -247,7 +286,10 @@ export class ModuleStore {
     try {
       bytes = await readFile(path);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw notFoundBlob(digest);
+      if (errnoCode(err) === 'ENOENT') {
+        this.#sizes.delete(hex);
+        throw notFoundBlob(digest);
+      }
       throw ioError('read', path, err);
     }
     const actual = createHash(DIGEST_ALGORITHM).update(bytes).digest('hex');
@@ -271,49 +313,58 @@ export class ModuleStore {
     validateName(name);
     const { hex } = parseDigest(digest);
     const metaCopy = meta === undefined ? undefined : checkMeta(meta);
-    return this.#locks.run('refs', async () => {
-      const size = await this.#blobSize(hex);
-      if (size === undefined) {
-        throw new AgentError('AGT_ERR_NOT_FOUND', `cannot name ${JSON.stringify(name)}: blob ${digest} is not in the store; put() the module first`, {
-          field: 'digest',
-        });
-      }
-      const previous = await this.#readRecord(name).catch((err: unknown) => {
-        // A damaged record is about to be replaced whole; losing its createdAt is the only cost.
-        this.#log.warn({ name, err }, 'replacing unreadable name record');
-        return undefined;
+    return this.#locks.run('refs', () => this.#writeName(name, hex, metaCopy));
+  }
+
+  /**
+   * Writes a name record; caller holds 'refs'. With `pending` (a put() of the blob in flight), the record is
+   * written and synced meanwhile and renamed into place only once the blob is durable.
+   */
+  async #writeName(name: string, hex: string, metaCopy: ModuleMeta | undefined, pending?: { size: number; durable: Promise<unknown> }): Promise<NameRecord> {
+    const size = pending ? pending.size : await this.#blobSize(hex);
+    if (size === undefined) {
+      throw new AgentError('AGT_ERR_NOT_FOUND', `cannot name ${JSON.stringify(name)}: blob ${formatDigest(hex)} is not in the store; put() the module first`, {
+        field: 'digest',
       });
-      const now = new Date().toISOString();
-      const record: NameRecord = {
-        name,
-        digest: formatDigest(hex),
-        size,
-        createdAt: previous?.createdAt ?? now,
-        updatedAt: now,
-        ...(metaCopy === undefined ? {} : { meta: metaCopy }),
-      };
-      const target = this.#namePath(name);
-      const tmp = this.#tmpPath('name');
-      try {
-        await io('write', tmp, () => writeSynced(tmp, `${JSON.stringify(record, null, 2)}\n`));
-        await io('rename into place', target, () => rename(tmp, target));
-      } catch (err) {
-        await removeQuietly(tmp);
-        throw err;
-      }
-      await io('sync directory', this.#nameDir, () => fsyncDir(this.#nameDir));
-      this.#unnamed.delete(hex);
-      this.#log.info({ name, digest: record.digest, previous: previous?.digest }, 'name set');
-      return freezeRecord(record);
+    }
+    const previous = await this.#readRecord(name).catch((err: unknown) => {
+      // A damaged record is about to be replaced whole; losing its createdAt is the only cost.
+      this.#log.warn({ name, err }, 'replacing unreadable name record');
+      return undefined;
     });
+    const now = new Date().toISOString();
+    const record: NameRecord = {
+      name,
+      digest: formatDigest(hex),
+      size,
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+      ...(metaCopy === undefined ? {} : { meta: metaCopy }),
+    };
+    const target = this.#namePath(name);
+    const tmp = this.#tmpPath('name');
+    try {
+      await io('write', tmp, () => writeSynced(tmp, `${JSON.stringify(record, null, 2)}\n`));
+      // A name made durable before its blob could outlive it in a power cut.
+      if (pending) await pending.durable;
+      await io('rename into place', target, () => rename(tmp, target));
+    } catch (err) {
+      await removeQuietly(tmp);
+      throw err;
+    }
+    await io('sync directory', this.#nameDir, () => this.#dirs.sync(this.#nameDir));
+    this.#unnamed.delete(hex);
+    this.#log.info({ name, digest: record.digest, previous: previous?.digest }, 'name set');
+    return freezeRecord(record);
   }
 
   /** `sha256:<hex>` resolves to the blob alone; anything else must be a valid name. */
   async resolve(nameOrDigest: string): Promise<NameRecord | BlobInfo> {
     if (typeof nameOrDigest === 'string' && nameOrDigest.includes(':')) {
       const { hex } = parseDigest(nameOrDigest);
-      const size = await this.#blobSize(hex);
+      const size = this.#sizes.get(hex) ?? (await this.#blobSize(hex));
       if (size === undefined) throw notFoundBlob(nameOrDigest);
+      this.#remember(hex, size);
       return Object.freeze({ digest: formatDigest(hex), size });
     }
     validateName(nameOrDigest);
@@ -349,7 +400,7 @@ export class ModuleStore {
       }
       const path = this.#namePath(name);
       await io('remove', path, () => unlink(path));
-      await io('sync directory', this.#nameDir, () => fsyncDir(this.#nameDir));
+      await io('sync directory', this.#nameDir, () => this.#dirs.sync(this.#nameDir));
       this.#log.info({ name, digest: record.digest }, 'name removed');
       return record;
     });
@@ -384,6 +435,7 @@ export class ModuleStore {
         const deleted = await this.#locks.run(`blob:${entry}`, async () => {
           // Re-checked under the blob lock: a put() may have pinned it while we were waiting.
           if (this.#unnamed.has(entry)) return false;
+          this.#sizes.delete(entry);
           const path = join(this.#blobDir, entry);
           try {
             await unlink(path);
@@ -396,7 +448,7 @@ export class ModuleStore {
         if (deleted) collected.push(formatDigest(entry));
       }
       if (collected.length > 0) {
-        await io('sync directory', this.#blobDir, () => fsyncDir(this.#blobDir));
+        await io('sync directory', this.#blobDir, () => this.#dirs.sync(this.#blobDir));
         this.#log.info({ collected }, 'unreferenced blobs collected');
       }
       return collected;
@@ -465,6 +517,13 @@ export class ModuleStore {
     return problems;
   }
 
+  #remember(hex: string, size: number): void {
+    this.#sizes.delete(hex);
+    this.#sizes.set(hex, size);
+    // Bounded: a miss only costs the stat it saves.
+    if (this.#sizes.size > 4096) this.#sizes.delete(this.#sizes.keys().next().value!);
+  }
+
   #pinUnnamed(hex: string): void {
     this.#unnamed.set(hex, Date.now() + this.#graceMs);
   }
@@ -484,7 +543,7 @@ export class ModuleStore {
   async #commitBlob(tmp: string, hex: string): Promise<void> {
     const target = join(this.#blobDir, hex);
     await io('rename into place', target, () => rename(tmp, target));
-    await io('sync directory', this.#blobDir, () => fsyncDir(this.#blobDir));
+    await io('sync directory', this.#blobDir, () => this.#dirs.sync(this.#blobDir));
   }
 
   async #blobSize(hex: string): Promise<number | undefined> {

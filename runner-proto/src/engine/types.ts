@@ -83,6 +83,13 @@ export type WasmValue =
   | { readonly type: 'f32'; readonly value: number }
   | { readonly type: 'f64'; readonly value: number };
 
+/** One call of a ReactorInstance.callMany batch. */
+export interface ReactorCall {
+  readonly fn: string;
+  readonly args: readonly WasmValue[];
+  readonly limits?: Pick<RunLimits, 'timeMs' | 'gas'>;
+}
+
 export type CallResult =
   | { readonly ok: true; readonly results: readonly WasmValue[]; readonly stats: RunStats }
   | { readonly ok: false; readonly reason: ExitReason; readonly exitCode: number; readonly message?: string; readonly stats: RunStats };
@@ -99,6 +106,12 @@ export interface ReactorInstance {
   readonly startMs?: number;
   /** Calls an exported function; argument types must match the export's signature. Never throws. */
   call(fn: string, args: readonly WasmValue[], limits?: Pick<RunLimits, 'timeMs' | 'gas'>): Promise<CallResult>;
+  /**
+   * Optional: many calls with one hand-off to the engine (a batch costs one worker wake-up, not one per call).
+   * Each call behaves exactly as `call` would; `done(i, result)` reports call i, possibly before callMany
+   * returns, and must not call into this instance synchronously. Engines without it get one `call` per call.
+   */
+  callMany?(calls: readonly ReactorCall[], done: (index: number, result: CallResult) => void): void;
   /** Bytes of this instance's linear memory right now. */
   memoryBytes(): number;
   close(): Promise<void>;

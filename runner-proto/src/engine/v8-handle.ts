@@ -122,7 +122,10 @@ export class WorkerHandle {
   commit(): void {
     const ctl = this.queue.ctl;
     Atomics.store(ctl, CTL.REQ_WRITE, this.reqWrite);
-    if (Atomics.load(ctl, CTL.SLEEPING) === 1) Atomics.notify(ctl, CTL.REQ_WRITE, 1);
+    // One notify per sleep: the first commit that sees the worker asleep clears the flag and wakes it; commits
+    // after it (the worker is still being scheduled) need none. A worker not yet in Atomics.wait sees REQ_WRITE
+    // changed and does not sleep. Re-notifying per commit cost a futex syscall per call under load.
+    if (Atomics.compareExchange(ctl, CTL.SLEEPING, 1, 0) === 1) Atomics.notify(ctl, CTL.REQ_WRITE, 1);
   }
 
   /** Keeps the runner's event loop alive while someone waits on this worker (counted). */

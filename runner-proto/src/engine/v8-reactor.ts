@@ -31,6 +31,7 @@ import {
   EXIT_CODE_ABORT,
   EXIT_CODE_LOAD,
   type ExitReason,
+  type ReactorCall,
   type ReactorInstance,
   type RunEvents,
   type RunLimits,
@@ -96,14 +97,15 @@ export function encodeArgs(fn: CallableExport, args: readonly WasmValue[]): (num
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as WasmValue | undefined;
     const type = expected[i] as ValueType;
-    const where = `argument ${i + 1} of ${formatSignature(fn.name, fn.sig)}`;
+    // Built only for an error: formatting the signature per argument was a visible cost on the call path.
+    const where = (): string => `argument ${i + 1} of ${formatSignature(fn.name, fn.sig)}`;
     if (arg === null || typeof arg !== 'object' || arg.type !== type) {
-      return `${where} must be ${type}, got ${arg === null || typeof arg !== 'object' ? String(arg) : String((arg as { type?: unknown }).type)}`;
+      return `${where()} must be ${type}, got ${arg === null || typeof arg !== 'object' ? String(arg) : String((arg as { type?: unknown }).type)}`;
     }
     const v: unknown = arg.value;
     switch (type) {
       case 'i32':
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x8000_0000 || v > 0xffff_ffff) return `${where}: ${String(v)} is not a 32-bit integer`;
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x8000_0000 || v > 0xffff_ffff) return `${where()}: ${String(v)} is not a 32-bit integer`;
         out[i] = v | 0;
         break;
       case 'i64': {
@@ -111,16 +113,16 @@ export function encodeArgs(fn: CallableExport, args: readonly WasmValue[]): (num
         if (typeof v === 'string' && /^-?\d+$/.test(v)) big = BigInt(v);
         else if (typeof v === 'number' && Number.isSafeInteger(v)) big = BigInt(v);
         else if (typeof v === 'bigint') big = v;
-        if (big === undefined || big < I64_MIN || big > U64_MAX) return `${where}: ${String(v)} is not a 64-bit integer (decimal string)`;
+        if (big === undefined || big < I64_MIN || big > U64_MAX) return `${where()}: ${String(v)} is not a 64-bit integer (decimal string)`;
         out[i] = BigInt.asIntN(64, big);
         break;
       }
       case 'f32':
-        if (typeof v !== 'number') return `${where}: ${String(v)} is not a number`;
+        if (typeof v !== 'number') return `${where()}: ${String(v)} is not a number`;
         out[i] = Math.fround(v);
         break;
       default:
-        if (typeof v !== 'number') return `${where}: ${String(v)} is not a number`;
+        if (typeof v !== 'number') return `${where()}: ${String(v)} is not a number`;
         out[i] = v;
     }
   }
@@ -134,7 +136,9 @@ interface Pending {
   budget: bigint | undefined;
   timeMs: number;
   startedAt: number;
-  resolve: (result: CallResult) => void;
+  /** Receives the result; `index` is the call's place in its callMany batch (0 for call()). */
+  done: (index: number, result: CallResult) => void;
+  index: number;
 }
 
 /** What an instance needs from the engine. */
@@ -199,30 +203,70 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
   }
 
   call(fn: string, args: readonly WasmValue[], limits?: Pick<RunLimits, 'timeMs' | 'gas'>): Promise<CallResult> {
-    if (this.state !== 'ready') return Promise.resolve(this.deadResult(0));
+    return new Promise<CallResult>((resolve) => {
+      const wrote = this.enqueue(fn, args, limits, (_, r) => resolve(r), 0);
+      this.submitted(wrote);
+    });
+  }
+
+  /**
+   * Many calls with one hand-off to the worker: every record is written, then the queue is committed once (one
+   * wake-up of a sleeping worker for the lot). `done` may run before this returns (a call that cannot be made)
+   * and must not call back into this instance synchronously (it may run inside a harvest).
+   */
+  callMany(calls: readonly ReactorCall[], done: (index: number, result: CallResult) => void): void {
+    let wrote = false;
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i] as ReactorCall;
+      if (this.enqueue(c.fn, c.args, c.limits, done, i)) wrote = true;
+    }
+    this.submitted(wrote);
+  }
+
+  /** Checks one call and writes its record (or backlogs it); answers at once when it cannot be made. */
+  private enqueue(fn: string, args: readonly WasmValue[], limits: Pick<RunLimits, 'timeMs' | 'gas'> | undefined, done: Pending['done'], index: number): boolean {
+    if (this.state !== 'ready') {
+      done(index, this.deadResult(0));
+      return false;
+    }
     const target = this.settings.exports.get(fn);
-    if (target === undefined) return Promise.resolve(this.badCall(`no exported function "${fn}"; callable: ${this.listing()}`));
-    if (typeof target === 'string') return Promise.resolve(this.badCall(target));
+    if (target === undefined) {
+      done(index, this.badCall(`no exported function "${fn}"; callable: ${this.listing()}`));
+      return false;
+    }
+    if (typeof target === 'string') {
+      done(index, this.badCall(target));
+      return false;
+    }
     const encoded = encodeArgs(target, args);
-    if (typeof encoded === 'string') return Promise.resolve(this.badCall(encoded));
+    if (typeof encoded === 'string') {
+      done(index, this.badCall(encoded));
+      return false;
+    }
     const gas = limits?.gas ?? this.settings.limits?.gas;
     let budget: bigint | undefined;
     if (this.settings.instrumented) budget = gas !== undefined && gas > 0 && gas < Number(NO_BUDGET) ? BigInt(Math.floor(gas)) : NO_BUDGET;
     else if (gas !== undefined && gas > 0) {
-      return Promise.resolve(this.badCall(`a gas limit needs an instance created with limits.gas (this one counts nothing); call ${fn} without gas or re-instantiate`));
+      done(index, this.badCall(`a gas limit needs an instance created with limits.gas (this one counts nothing); call ${fn} without gas or re-instantiate`));
+      return false;
     }
     const timeMs = limits?.timeMs ?? this.settings.limits?.timeMs ?? 0;
-    return new Promise<CallResult>((resolve) => {
-      // Seqs stay positive: INIT_SEQ (-1) marks `_initialize` in the queue header.
-      this.seq = this.seq >= 0x7fff_ffff ? 1 : this.seq + 1;
-      const p: Pending = { seq: this.seq, fn: target, args: encoded, budget, timeMs: timeMs > 0 ? timeMs : 0, startedAt: performance.now(), resolve };
-      // Keeps the process alive while a call is out (Atomics.waitAsync alone does not).
-      if (this.inFlight() === 0) this.handle.ref();
-      if (this.backlog.length === 0 && this.write(p)) this.handle.commit();
-      else this.backlog.push(p);
-      if (p.timeMs > 0) this.watch(p.timeMs);
-      this.arm();
-    });
+    // Seqs stay positive: INIT_SEQ (-1) marks `_initialize` in the queue header.
+    this.seq = this.seq >= 0x7fff_ffff ? 1 : this.seq + 1;
+    const p: Pending = { seq: this.seq, fn: target, args: encoded, budget, timeMs: timeMs > 0 ? timeMs : 0, startedAt: performance.now(), done, index };
+    // Keeps the process alive while a call is out (Atomics.waitAsync alone does not).
+    if (this.inFlight() === 0) this.handle.ref();
+    let wrote = false;
+    if (this.backlog.length === 0 && this.write(p)) wrote = true;
+    else this.backlog.push(p);
+    if (p.timeMs > 0) this.watch(p.timeMs);
+    return wrote;
+  }
+
+  /** After records were written: publish them to the worker and make sure their results will be harvested. */
+  private submitted(wrote: boolean): void {
+    if (wrote) this.handle.commit();
+    this.arm();
   }
 
   async close(): Promise<void> {
@@ -386,7 +430,7 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
       const at = read + 1;
       read = (read + 1 + words) | 0;
       if (headerKind(lo) === RES_OK) {
-        p.resolve(this.okResult(p, at, now));
+        p.done(p.index, this.okResult(p, at, now));
       } else {
         h.resRead = read;
         Atomics.store(ctl, CTL.RES_READ, read);
@@ -443,7 +487,7 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
       peakPages: this.pages,
       ...(count >= 0n && (res.hi(at) & FLAG_GAS) !== 0 ? { instructions: Number(count) } : {}),
     };
-    p.resolve({ ok: false, reason, exitCode, ...(message !== '' ? { message } : {}), stats });
+    p.done(p.index, { ok: false, reason, exitCode, ...(message !== '' ? { message } : {}), stats });
     this.end({ reason, exitCode, message }, true);
   }
 
@@ -466,8 +510,8 @@ export class V8Reactor implements ReactorInstance, WorkerOwner {
     this.backlog.length = 0;
     for (const p of all) {
       const stats: RunStats = { wallMs: now - p.startedAt, peakPages: this.pages };
-      if (p === running) p.resolve({ ok: false, reason: outcome.reason, exitCode: outcome.exitCode, ...(outcome.message !== undefined ? { message: outcome.message } : {}), stats });
-      else p.resolve(this.deadResult(now - p.startedAt));
+      if (p === running) p.done(p.index, { ok: false, reason: outcome.reason, exitCode: outcome.exitCode, ...(outcome.message !== undefined ? { message: outcome.message } : {}), stats });
+      else p.done(p.index, this.deadResult(now - p.startedAt));
     }
     this.handle.resetRefs();
     this.host.forgetReactor(this);

@@ -12,6 +12,8 @@
  * - Warm pools (`prewarm`): workers dedicated to one variant that keep `instancesPerWorker` instances
  *   instantiated ahead, so a run only configures argv/env and calls `_start` (stats.start = 'warm'), and
  *   `instantiate()` only runs `_initialize`. A warm worker taken by a reactor leaves the pool and is replaced.
+ *   A pool that shrinks (scale to zero, forget) unloads its idle workers and keeps up to MAX_SPARE_WORKERS of
+ *   them for the next pool or run, so modules that cool while others warm trade workers instead of spawning.
  * - Reactor calls go through a SharedArrayBuffer queue per worker (call-queue.ts), not postMessage.
  */
 import { performance } from 'node:perf_hooks';
@@ -40,6 +42,15 @@ import type { ExportSpec, Outcome, WorkerMessage } from './worker-protocol.js';
 
 /** wasm32 cannot address more than 65536 pages, so a limit at or above it changes nothing. */
 const WASM32_MAX_PAGES = 65536;
+
+/**
+ * Workers a shrinking warm pool hands back for the next pool (or run) instead of terminating them, and how long
+ * they wait. Spawning a worker costs tens of milliseconds of CPU and terminating one a few more; a runner that
+ * receives module after module (each warmed, the least recent cooled) would otherwise pay both per module, on
+ * the same two cores that receive and compile the next one.
+ */
+const MAX_SPARE_WORKERS = 2;
+const SPARE_IDLE_MS = 5000;
 
 export interface V8EngineOptions {
   /** Idle generic workers kept ready; 0 spawns one per run. Default 2. */
@@ -155,6 +166,9 @@ export class V8Engine implements Engine {
 
   private readonly modules = new Map<string, CompiledEntry>();
   private readonly idle: WorkerHandle[] = [];
+  /** Unloaded workers retired by a warm pool, reused before spawning (see MAX_SPARE_WORKERS). */
+  private readonly spare: WorkerHandle[] = [];
+  private spareTimer: NodeJS.Timeout | undefined;
   private readonly all = new Set<WorkerHandle>();
   private readonly runs = new Set<V8Run>();
   private readonly reactors = new Set<V8Reactor>();
@@ -329,7 +343,7 @@ export class V8Engine implements Engine {
       pool.failure = 'the module was forgotten';
       pool.settle();
       this.pools.delete(variant.key);
-      for (const h of [...pool.workers]) if (h.owner === undefined) void this.destroy(h);
+      for (const h of [...pool.workers]) if (h.owner === undefined) this.recycle(h);
     }
   }
 
@@ -348,6 +362,8 @@ export class V8Engine implements Engine {
     }
     const workers = [...this.all];
     this.idle.length = 0;
+    this.spare.length = 0;
+    if (this.spareTimer !== undefined) clearTimeout(this.spareTimer);
     await Promise.allSettled(workers.map((w) => this.destroy(w)));
   }
 
@@ -398,6 +414,8 @@ export class V8Engine implements Engine {
     onPoolMessage: (handle: WorkerHandle, msg: Extract<WorkerMessage, { type: 'ready' | 'load-failed' }>): void => {
       const pool = handle.poolKey === undefined ? undefined : this.pools.get(handle.poolKey);
       if (msg.type === 'ready') {
+        // A recycled worker may still report the key it held before it was unloaded: not its pool's any more.
+        if (msg.key !== handle.poolKey) return;
         handle.loaded.set(msg.key, msg.count);
         if (pool !== undefined && handle.owner === undefined && msg.count >= pool.keep) handle.resetRefs();
         pool?.settle();
@@ -413,8 +431,7 @@ export class V8Engine implements Engine {
     onOrphan: (_handle: WorkerHandle, what: string, err?: Error): void => this.log.warn({ err }, what),
     onExit: (handle: WorkerHandle): void => {
       this.all.delete(handle);
-      const at = this.idle.indexOf(handle);
-      if (at >= 0) this.idle.splice(at, 1);
+      this.unlist(handle);
       this.leavePool(handle);
     },
   };
@@ -437,7 +454,7 @@ export class V8Engine implements Engine {
     for (const h of pool.workers) if (h.dead) pool.workers.delete(h);
     const wanted = pool.wanted();
     while (pool.workers.size < wanted) {
-      const handle = this.spawn();
+      const handle = this.spare.pop() ?? this.spawn();
       handle.poolKey = pool.variant.key;
       pool.workers.add(handle);
       handle.send({ type: 'load', key: pool.variant.key, module, keep: pool.keep });
@@ -447,7 +464,7 @@ export class V8Engine implements Engine {
     if (pool.workers.size > wanted) {
       for (const h of [...pool.workers]) {
         if (pool.workers.size <= wanted) break;
-        if (h.owner === undefined) void this.destroy(h);
+        if (h.owner === undefined) this.recycle(h);
       }
     }
   }
@@ -494,7 +511,7 @@ export class V8Engine implements Engine {
       const ready = handle.loaded.get(key) ?? 0;
       if (ready > 0) handle.loaded.set(key, ready - 1);
     }
-    handle ??= this.idle.pop() ?? this.spawn();
+    handle ??= this.idle.pop() ?? this.spare.pop() ?? this.spawn();
     handle.owner = owner;
     handle.ring.reset();
     handle.resetRefs();
@@ -516,7 +533,8 @@ export class V8Engine implements Engine {
       // A warm worker stays in its pool unless the pool shrank or went away (forget, scale to zero).
       const pool = this.pools.get(handle.poolKey);
       if (pool !== undefined && reusable && !handle.dead && !this.closed && pool.workers.size <= pool.wanted()) return;
-      void this.destroy(handle);
+      if (reusable) this.recycle(handle);
+      else void this.destroy(handle);
       return;
     }
     if (reusable && !handle.dead && !this.closed && this.idle.length < this.poolSize) {
@@ -531,10 +549,41 @@ export class V8Engine implements Engine {
     }
   }
 
-  private async destroy(handle: WorkerHandle): Promise<void> {
-    this.all.delete(handle);
+  /**
+   * Retires an idle warm worker: its instances are dropped (unload) and it waits as a spare for the next pool
+   * or run, so a module that cools and another that warms cost one message rather than a terminate and a spawn.
+   */
+  private recycle(handle: WorkerHandle): void {
+    if (handle.dead || handle.owner !== undefined || this.closed || this.spare.length >= MAX_SPARE_WORKERS) {
+      void this.destroy(handle);
+      return;
+    }
+    // The pool's own key too: the worker may not have reported its load yet.
+    const keys = new Set(handle.loaded.keys());
+    if (handle.poolKey !== undefined) keys.add(handle.poolKey);
+    this.leavePool(handle);
+    for (const key of keys) handle.send({ type: 'unload', key });
+    handle.loaded.clear();
+    handle.resetRefs();
+    this.spare.push(handle);
+    if (this.spareTimer !== undefined) clearTimeout(this.spareTimer);
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined;
+      for (const h of this.spare.splice(0)) void this.destroy(h);
+    }, SPARE_IDLE_MS);
+    this.spareTimer.unref();
+  }
+
+  private unlist(handle: WorkerHandle): void {
     const at = this.idle.indexOf(handle);
     if (at >= 0) this.idle.splice(at, 1);
+    const s = this.spare.indexOf(handle);
+    if (s >= 0) this.spare.splice(s, 1);
+  }
+
+  private async destroy(handle: WorkerHandle): Promise<void> {
+    this.all.delete(handle);
+    this.unlist(handle);
     this.leavePool(handle);
     if (handle.dead) return;
     try {

@@ -30,5 +30,16 @@ export {
   msgTypeName,
   runSchema,
 } from './messages.js';
-export type { AppOptions, CallMessage, DeployMessage, DeployResult, ExitMessage, Hello, HelloAck, ModuleBegin, MsgTypeName, PoolConfig, RunMessage } from './messages.js';
+export type { AppOptions, CallMessage, CallResultMessage, DeployMessage, DeployResult, ExitMessage, Hello, HelloAck, ModuleBegin, MsgTypeName, PoolConfig, RunMessage } from './messages.js';
+export {
+  CALL_BATCH_BIN_VERSION,
+  CALL_BATCH_MAX_CALLS,
+  CALL_REASONS,
+  CALL_VALUE_TYPES,
+  canTravelBinary,
+  decodeCallBatchRequest,
+  decodeCallBatchResults,
+  encodeCallBatchRequest,
+  encodeCallBatchResults,
+} from './call-batch-bin.js';
 export { JSON_FLAGS, decodeJson, encodeJson, joinHead, splitHead } from './json.js';

@@ -30,6 +30,8 @@ export const MsgType = {
   INVOKE: 0x33,
   APPS: 0x34,
   CALL_BATCH: 0x35,
+  /** CALL_BATCH in a binary body (call-batch-bin.ts), answered by a binary RESULT; only to runners that offer it. */
+  CALL_BATCH_BIN: 0x36,
   RESULT: 0x7e,
   ERROR: 0x7f,
 } as const;
@@ -42,7 +44,7 @@ export function msgTypeName(type: number): string {
   return NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
 }
 
-export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill', 'apps', 'call', 'call-batch', 'invoke'] as const;
+export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill', 'apps', 'call', 'call-batch', 'call-batch-bin', 'invoke', 'module-pipeline'] as const;
 
 export const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>');
 
@@ -71,6 +73,11 @@ export const moduleBeginSchema = z.object({
   digest: digestSchema,
   size: z.number().int().nonnegative(),
   chunkSize: z.number().int().positive(),
+  /**
+   * false (capability `module-pipeline`): no RESULT for the BEGIN, only an ERROR if it is refused, so chunks and
+   * MODULE_END can follow without waiting; that ERROR (same id) then answers the MODULE_END.
+   */
+  ack: z.boolean().optional(),
 });
 export type ModuleBegin = z.infer<typeof moduleBeginSchema>;
 export const moduleEndSchema = z.object({ digest: digestSchema });
@@ -194,6 +201,8 @@ export const callResultSchema = z.union([
   z.object({ ok: z.literal(true), results: z.array(wasmValueSchema), stats: statsSchema }),
   z.object({ ok: z.literal(false), reason: exitSchema.shape.reason, exitCode: z.number().int(), message: z.string().optional(), stats: statsSchema }),
 ]);
+
+export type CallResultMessage = z.infer<typeof callResultSchema>;
 
 /** Many calls in one frame (the agent coalesces calls issued together); answers come back in the same order. */
 export const callBatchSchema = z.strictObject({ calls: z.array(callSchema).min(1).max(1024) });

@@ -1,5 +1,5 @@
 import { AgentError } from '../errors/index.js';
-import type { CompiledModule, Engine, ReactorInstance, RunEvents, RunRequest } from '../engine/index.js';
+import type { CallResult, CompiledModule, Engine, ReactorCall, ReactorInstance, RunEvents, RunRequest } from '../engine/index.js';
 import type { Logger } from '../log/index.js';
 import type { PoolConfig } from '../protocol/index.js';
 
@@ -15,6 +15,13 @@ const PER_INSTANCE_QUEUE = 64;
 const ACQUIRE_TIMEOUT_MS = 30_000;
 /** Queue depth on the least-busy instance at which the pool starts another one (below max). */
 const GROW_AT = 4;
+
+/** Where the calls of a callBatch settle: each exactly once, with its index in the batch. */
+export interface BatchSink {
+  done(index: number, result: CallResult, start: 'cold' | 'warm'): void;
+  /** The call could not be made (no instance could be had); `use` would have thrown `err`. */
+  failed(index: number, err: unknown): void;
+}
 
 /**
  * Warm reactor instances of one app version. Calls go to the least-busy live instance; a new instance is
@@ -118,6 +125,129 @@ export class InstancePool {
       if (!slot.instance.alive) this.drop(slot);
       this.wakeOne();
     }
+  }
+
+  /**
+   * Many calls, placed exactly as `use` would place them one after another (least-busy live instance; a cold
+   * start when every instance is busy and the pool may grow; else wait for room), but each instance gets its
+   * share in one callMany, and calls that must wait wait together. Never throws: every call settles in `sink`.
+   */
+  callBatch(calls: readonly ReactorCall[], sink: BatchSink): void {
+    const waiting: number[] = [];
+    const groups = new Map<Slot, number[]>();
+    for (let i = 0; i < calls.length; i++) {
+      if (this.closed) {
+        sink.failed(i, new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', 'app version is no longer serving'));
+        continue;
+      }
+      // Calls that arrived earlier and wait keep their turn: a later call does not take room ahead of them.
+      if (waiting.length > 0) {
+        waiting.push(i);
+        continue;
+      }
+      const slot = this.pick();
+      if (slot && !(slot.inFlight >= GROW_AT && this.slots.length + this.starting < this.config.max)) {
+        this.take(slot, groups, i);
+      } else if (this.slots.length + this.starting < this.config.max) {
+        // A cold start serves this one call, as in `use` (its instance is not ready yet to share a hand-off).
+        const c = calls[i] as ReactorCall;
+        this.use((inst) => inst.call(c.fn, c.args, c.limits)).then(
+          ({ value, start }) => sink.done(i, value, start),
+          (err: unknown) => sink.failed(i, err),
+        );
+      } else {
+        waiting.push(i);
+      }
+    }
+    for (const [slot, indices] of groups) this.dispatch(slot, calls, indices, sink);
+    if (waiting.length > 0) this.waitBatch(calls, waiting, sink);
+  }
+
+  private take(slot: Slot, groups: Map<Slot, number[]>, index: number): void {
+    this.warmStarts++;
+    slot.inFlight++;
+    slot.lastUsed = Date.now();
+    const g = groups.get(slot);
+    if (g) g.push(index);
+    else groups.set(slot, [index]);
+  }
+
+  /** Hands one instance its calls; results come back per call, the slot is released in one step per turn. */
+  private dispatch(slot: Slot, calls: readonly ReactorCall[], indices: readonly number[], sink: BatchSink): void {
+    const inst = slot.instance;
+    const mine = indices.length === calls.length ? calls : indices.map((i) => calls[i] as ReactorCall);
+    if (!inst.callMany) {
+      mine.forEach((c, k) => {
+        inst.call(c.fn, c.args, c.limits).then(
+          (r) => {
+            this.release(slot, 1);
+            sink.done(indices[k] as number, r, 'warm');
+          },
+          (err: unknown) => {
+            this.release(slot, 1);
+            sink.failed(indices[k] as number, err);
+          },
+        );
+      });
+      return;
+    }
+    // Results may arrive inside the instance's harvest, where nothing may call back into it: the slot is
+    // released (and waiting calls dispatched, a dead instance dropped) from a microtask, once per turn.
+    let finished = 0;
+    const flush = (): void => {
+      const n = finished;
+      finished = 0;
+      this.release(slot, n);
+    };
+    inst.callMany(mine, (k, r) => {
+      if (finished++ === 0) queueMicrotask(flush);
+      sink.done(indices[k] as number, r, 'warm');
+    });
+  }
+
+  /** `n` calls on `slot` ended: as `use` does after each, drop the instance if it died and let waiters in. */
+  private release(slot: Slot, n: number): void {
+    slot.inFlight -= n;
+    if (!slot.instance.alive) this.drop(slot);
+    // Wake only while there is room: a batch waiter takes all the room there is in one go.
+    for (let k = 0; k < n && this.waiters.length > 0; k++) {
+      if (!this.pick()) break;
+      this.wakeOne();
+    }
+  }
+
+  /** The calls of a batch that found no room wait together, in order, with the same deadline as `use`. */
+  private waitBatch(calls: readonly ReactorCall[], waiting: number[], sink: BatchSink): void {
+    const deadline = Date.now() + ACQUIRE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    let next = 0;
+    const attempt = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const groups = new Map<Slot, number[]>();
+      for (let s = this.pick(); s && next < waiting.length; s = this.pick()) this.take(s, groups, waiting[next++] as number);
+      for (const [slot, indices] of groups) this.dispatch(slot, calls, indices, sink);
+      if (next === waiting.length) return;
+      const fail = this.closed
+        ? new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', 'app version stopped while the call waited')
+        : Date.now() > deadline
+          ? new AgentError('AGT_ERR_TIMEOUT', `no instance free within ${ACQUIRE_TIMEOUT_MS} ms (pool max ${this.config.max})`)
+          : undefined;
+      if (fail) {
+        while (next < waiting.length) sink.failed(waiting[next++] as number, fail);
+        return;
+      }
+      this.waiters.push(attempt);
+      timer = setTimeout(() => {
+        const i = this.waiters.indexOf(attempt);
+        if (i >= 0) {
+          this.waiters.splice(i, 1);
+          attempt();
+        }
+      }, 100);
+      timer.unref();
+    };
+    attempt();
   }
 
   private waitForSlot(): Promise<Slot> {

@@ -1,6 +1,6 @@
 import { Endpoint } from '../channel/index.js';
 import { AgentError, toAgentError } from '../errors/index.js';
-import type { Frame } from '../frame/index.js';
+import { FLAG_BODY_CRC, type Frame } from '../frame/index.js';
 import type { CompiledModule, Engine, RunningInstance } from '../engine/index.js';
 import type { Logger } from '../log/index.js';
 import {
@@ -9,7 +9,9 @@ import {
   PROTOCOL_VERSION,
   callBatchSchema,
   callSchema,
+  decodeCallBatchRequest,
   decodeJson,
+  encodeCallBatchResults,
   deploySchema,
   helloSchema,
   invokeHeadSchema,
@@ -29,6 +31,13 @@ import { ModuleAssembly } from './transfer.js';
 
 /** Command modules kept warm at once; each warm instance costs a worker thread (~9 MB). */
 const MAX_WARM_MODULES = 8;
+/**
+ * A command module received is warmed once arrivals pause this long. Warming the first instance of a new module
+ * costs about 4 ms of CPU (V8 compiles its import wrappers with TurboFan, then instantiates), which a stream of
+ * uploads and deploys would otherwise pay on the same cores as the next transfer and compile; and of a burst,
+ * only the last MAX_WARM_MODULES would stay warm anyway. A run warms its module at once.
+ */
+const WARM_AFTER_QUIET_MS = 25;
 
 export interface RunnerOptions {
   /** Engines by name; `defaultEngine` runs modules that do not ask for one. */
@@ -64,6 +73,8 @@ export class Runner {
   /** Module bytes by digest: another engine, or a memory-limited variant, may need to compile them again. */
   private readonly bytes = new Map<string, Uint8Array>();
   private readonly transfers = new Map<number, ModuleAssembly>();
+  /** Modules between MODULE_END and being held (hash check, compile): a pipelined DEPLOY waits for them. */
+  private readonly arriving = new Map<string, Promise<unknown>>();
   private readonly runs = new Map<number, ActiveRun>();
   private readonly epoch = Math.floor(Math.random() * 0x7fffffff);
   private readonly agentEpochs = new Map<Endpoint, number>();
@@ -105,6 +116,9 @@ export class Runner {
       .on(MsgType.RUN, (f) => this.run(ep, f))
       .on(MsgType.DEPLOY, async (f) => {
         const msg = decodeJson(f.type, f.body, deploySchema);
+        // Sent right behind its module's MODULE_END (module-pipeline): deploy once the module is held, or
+        // answer NOT_FOUND if it failed to arrive.
+        await this.arriving.get(msg.digest)?.catch(() => undefined);
         await ep.reply(f.corr, await this.apps.deploy(msg, () => this.bytes.get(msg.digest)));
       })
       .on(MsgType.UNDEPLOY, async (f) => {
@@ -118,15 +132,12 @@ export class Runner {
       .on(MsgType.CALL_BATCH, async (f) => {
         const { calls } = decodeJson(f.type, f.body, callBatchSchema);
         // Each call settles on its own: a missing app fails that call (as an ok:false load result), not the batch.
-        const results = await Promise.all(
-          calls.map((c) =>
-            this.apps.call(c.app, c.fn, c.args, c.limits).catch((err: unknown) => {
-              const e = toAgentError(err);
-              return { ok: false as const, reason: 'load' as const, exitCode: 1, message: `${e.code}: ${e.message}`, stats: { wallMs: 0, peakPages: 0 } };
-            }),
-          ),
-        );
-        await ep.reply(f.corr, { results });
+        await ep.reply(f.corr, { results: await this.apps.callBatch(calls) });
+      })
+      .on(MsgType.CALL_BATCH_BIN, async (f) => {
+        // Same calls and answers as CALL_BATCH, in the binary form (protocol/call-batch-bin.ts).
+        const results = await this.apps.callBatch(decodeCallBatchRequest(f.body));
+        await ep.send(MsgType.RESULT, f.corr, encodeCallBatchResults(results), FLAG_BODY_CRC);
       })
       .on(MsgType.INVOKE, async (f) => {
         const { head, raw } = splitHead(f.type, f.body, invokeHeadSchema);
@@ -179,7 +190,8 @@ export class Runner {
       throw new AgentError('AGT_ERR_PROTOCOL', `too many module transfers in flight (max ${this.maxTransfers})`);
     }
     this.transfers.set(f.corr, new ModuleAssembly(begin, this.maxModuleBytes));
-    return ep.reply(f.corr, { accepted: true });
+    // ack false: the sender did not wait for this answer, and its MODULE_END (same id) awaits the next one.
+    return begin.ack === false ? Promise.resolve() : ep.reply(f.corr, { accepted: true });
   }
 
   private moduleChunk(ep: Endpoint, f: Frame): void {
@@ -203,12 +215,23 @@ export class Runner {
     if (!t) throw new AgentError('AGT_ERR_PROTOCOL', `MODULE_END for unknown transfer ${f.corr}`);
     if (t.digest !== digest) throw new AgentError('AGT_ERR_PROTOCOL', `MODULE_END digest ${digest} differs from MODULE_BEGIN ${t.digest}`);
     const bytes = t.finish();
-    const compiled = await this.engine.compile(digest, bytes);
-    this.modules.set(digest, compiled);
-    this.bytes.set(digest, bytes);
-    if (compiled.kind === 'command') this.keepWarm(compiled);
+    // Registered before the first await, so a DEPLOY behind this frame sees it.
+    const arrival = this.engine.compile(digest, bytes).then((c) => {
+      this.modules.set(digest, c);
+      this.bytes.set(digest, bytes);
+      return c;
+    });
+    this.arriving.set(digest, arrival);
+    let compiled: CompiledModule;
+    try {
+      compiled = await arrival;
+    } finally {
+      if (this.arriving.get(digest) === arrival) this.arriving.delete(digest);
+    }
     this.logger.info({ digest, size: bytes.length, kind: compiled.kind, ms: Date.now() - t.startedAt }, 'module received');
     await ep.reply(f.corr, { digest, kind: compiled.kind });
+    // After the answer, and after the arrivals pause: warming is for a later run.
+    if (compiled.kind === 'command') this.warmWhenQuiet(compiled);
   }
 
   private async run(ep: Endpoint, f: Frame): Promise<void> {
@@ -240,10 +263,29 @@ export class Runner {
 
   /** Command modules with instances kept ready, most recently used last (bounded: each costs a worker). */
   private readonly warm: CompiledModule[] = [];
+  /** Received command modules waiting for a pause in arrivals to be warmed, most recent last. */
+  private readonly toWarm = new Set<CompiledModule>();
+  private warmTimer: NodeJS.Timeout | undefined;
+
+  private warmWhenQuiet(module: CompiledModule): void {
+    if (!this.engine.prewarm || this.warmPerModule === 0) return;
+    this.toWarm.delete(module);
+    this.toWarm.add(module);
+    if (this.toWarm.size > MAX_WARM_MODULES) this.toWarm.delete(this.toWarm.values().next().value!);
+    if (this.warmTimer) clearTimeout(this.warmTimer);
+    this.warmTimer = setTimeout(() => {
+      this.warmTimer = undefined;
+      const batch = [...this.toWarm];
+      this.toWarm.clear();
+      for (const m of batch) if (this.modules.get(m.digest) === m) this.keepWarm(m);
+    }, WARM_AFTER_QUIET_MS);
+    this.warmTimer.unref();
+  }
 
   /** One instance ready ahead, so the next run of this command is a warm start; the least recent one cools. */
   private keepWarm(module: CompiledModule): void {
     if (!this.engine.prewarm || this.warmPerModule === 0) return;
+    this.toWarm.delete(module);
     const i = this.warm.indexOf(module);
     if (i >= 0) {
       this.warm.splice(i, 1);
@@ -251,11 +293,12 @@ export class Runner {
       return;
     }
     this.warm.push(module);
-    this.engine.prewarm(module, this.warmPerModule).catch((err: unknown) => this.logger.warn({ digest: module.digest, err: String(err) }, 'prewarm failed'));
+    // The least recent cools first, so the engine can hand its worker to this module instead of spawning one.
     while (this.warm.length > MAX_WARM_MODULES) {
       const cold = this.warm.shift()!;
       this.engine.prewarm(cold, 0).catch(() => undefined);
     }
+    this.engine.prewarm(module, this.warmPerModule).catch((err: unknown) => this.logger.warn({ digest: module.digest, err: String(err) }, 'prewarm failed'));
   }
 
   private endpointGone(ep: Endpoint): void {
@@ -284,6 +327,7 @@ export class Runner {
   }
 
   async close(): Promise<void> {
+    if (this.warmTimer) clearTimeout(this.warmTimer);
     for (const run of this.runs.values()) run.instance.kill(0);
     await Promise.allSettled([...this.runs.values()].map((r) => r.instance.result));
     this.runs.clear();
