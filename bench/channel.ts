@@ -5,7 +5,7 @@
  * modules to a real runner, and idle CPU of agent + runner. Prints a table and rewrites its section of
  * docs/benchmarks.md. Samples are kept whole: a failed measurement is reported as such, not dropped.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -42,10 +42,19 @@ const PARTIAL = ['rtt', 'tp', 'deploy', 'idle'].some((p) => !ONLY.has(p));
 const shm = (name: string): string => `/dev/shm/wasm-bridge-bench-${name}-${tag}`;
 
 /**
- * BENCH_PEER_CPU=N pins the peer to vCPU N (run the bench itself under `taskset -c M`): both ends then always
- * sit on different vCPUs, whatever else the machine runs, and the socket shows its across-vCPU mode.
+ * BENCH_PIN=M,N puts this process on vCPU M and the peer on vCPU N for the RTT and throughput parts (the
+ * deploy and idle parts run unpinned). Both ends then always sit on different vCPUs, as an agent in a guest and
+ * a runner on its own seL4 core do, whatever else the machine runs; the socket shows its across-vCPU mode.
+ * Unpinned, the scheduler sometimes puts two spinning ends on one vCPU, which is what makes results bimodal.
  */
-const PEER_CPU = process.env.BENCH_PEER_CPU;
+const PIN = process.env.BENCH_PIN?.split(',');
+const PEER_CPU = PIN?.[1];
+
+/** Sets the CPU affinity of every thread of this process (`taskset -a`); undefined restores all CPUs. */
+function pinSelf(cpu: string | undefined): void {
+  if (PIN === undefined) return;
+  execFileSync('taskset', ['-a', '-p', '-c', cpu ?? `0-${os.cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
+}
 
 function startPeer(args: string[]): Promise<ChildProcess> {
   const argv = [process.execPath, ...process.execArgv, PEER, ...args]; // e.g. --cpu-prof reaches the peer too
@@ -343,6 +352,7 @@ async function measure(name: string, unit: string, f: () => Promise<number[]> | 
 
 async function main(): Promise<void> {
   process.stderr.write(`bench:channel  ${os.cpus().length} vCPU, node ${process.version}, crc32c ${crc32cImplementation}, ring ${RING / MiB} MiB\n`);
+  pinSelf(PIN?.[0]);
   const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', floorRtt, 'rtt');
   const poll = await measure('ring, polling (64 B)', 'µs', ringPollingRtt, 'rtt');
   const futex = await measure('ring, futex wait (default: 200 µs hot phase)', 'µs', () => ringTransportRtt('futex', () => new FutexNotifier(), 20_000), 'rtt');
@@ -359,6 +369,7 @@ async function main(): Promise<void> {
   const tpRingCrc = await measure('ring, 64 KiB frames + body CRC32C', 'MiB/s', () => ringThroughput(FLAG_BODY_CRC), 'tp');
   const tpSock = await measure('Unix socket, 64 KiB writes', 'MiB/s', socketThroughput, 'tp');
   const tpCopy = await measure('in-process copy (ceiling)', 'MiB/s', copyThroughput, 'tp');
+  pinSelf(undefined);
   let deploy = new Map<number, number[]>();
   if (ONLY.has('deploy')) {
     try {
@@ -399,13 +410,13 @@ async function main(): Promise<void> {
   const md = [
     '## Channel (issue 3)',
     '',
-    `Command: \`npm run bench:channel\` (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} vCPU, Node ${process.version}, CRC32C ${crc32cImplementation}, ring ${RING / MiB} MiB per direction). Two processes on one /dev/shm region; RTT samples: ${RTT_N} (ring polling, floor), 20000 (others).`,
+    `Command: \`${PIN ? `BENCH_PIN=${PIN.join(',')} ` : ''}npm run bench:channel\` (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} vCPU, Node ${process.version}, CRC32C ${crc32cImplementation}, ring ${RING / MiB} MiB per direction). Two processes on one /dev/shm region; RTT samples: ${RTT_N} (ring polling, floor), 20000 (others).`,
     '',
     '### Round trip of a 64 B frame (µs)',
     '',
     table(['path', 'p50', 'p99', 'mean ± se', 'vs floor', 'vs socket'], rttRows),
     '',
-    `Unix socket mode seen: ${socketMode} (its RTT is bimodal on this VM: ~11 µs sharing a vCPU, ~95 µs across vCPUs).${PEER_CPU !== undefined ? ` The peer was pinned to vCPU ${PEER_CPU} (BENCH_PEER_CPU).` : ''}`,
+    `Unix socket mode seen: ${socketMode} (its RTT is bimodal on this VM: ~11 µs sharing a vCPU, ~95 µs across vCPUs).${PEER_CPU !== undefined ? ` RTT and throughput ran with this process pinned to vCPU ${PIN?.[0]} and the peer to vCPU ${PEER_CPU} (\`BENCH_PIN=${PIN?.join(',')}\`).` : ''}`,
     '',
     'The blocking wait as shipped (futex or socket doorbell) checks the ring once per event-loop turn for 200 µs after the last frame before it arms its kick flag and sleeps, so back-to-back exchanges never sleep and an idle link costs no CPU (last table). The "always asleep" rows turn that off: every frame then pays a real wake-up on each side, which is what a request after a quiet spell costs (a futex wake reaches the event loop through a libuv worker thread: one more thread switch than a socket read).',
     '',

@@ -88,7 +88,8 @@ let cachedData;
 try {
   cachedData = fs.readFileSync(cacheFile);
 } catch {}
-const source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
+// The bundles are ASCII without a shebang (bundle.mjs checks): latin1 is a plain byte copy into a one-byte string.
+const source = fs.readFileSync(file, 'latin1');
 const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
 const mode = process.env.BRIDGE_CODE_CACHE;
 if (mode === 'write') process.on('exit', () => fs.writeFileSync(cacheFile, script.createCachedData()));
@@ -134,6 +135,14 @@ async function main() {
       plugins: [zodEnglishOnly],
       logLevel: 'warning',
     });
+  }
+  for (const name of Object.keys(entries)) {
+    // launch.cjs reads NAME.cjs as latin1 and compiles it as is: no shebang, no byte above 0x7f (esbuild's
+    // default charset escapes them; this guards against a change of that).
+    const file = path.join(OUT, `${name}.cjs`);
+    const text = fs.readFileSync(file, 'utf8').replace(/^#!.*\n/, '');
+    if (/[^\x00-\x7f]/.test(text)) throw new Error(`${name}.cjs is not ASCII`);
+    fs.writeFileSync(file, text);
   }
   fs.writeFileSync(path.join(OUT, 'launch.cjs'), LAUNCHER);
   let missing = [];

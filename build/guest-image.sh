@@ -169,23 +169,47 @@ INTERP="$(LC_ALL=C ldd "$NODE" | awk '/ld-linux/{print ($3 ~ /^\//) ? $3 : $1}' 
 [ -n "$INTERP" ] && [ -e "$R$INTERP" ] || die "cannot place node's loader ($INTERP)"
 cp "$OUT/modules/"*.ko "$OUT/modules/load-order" "$R/lib/modules/"
 cp -r "$BUNDLE/." "$R/opt/bridge/"
-# V8 code caches for launch.cjs, written by this host's node (the very binary the guest runs): start the agent
-# (no runner needed) and upload one module through the CLI, so the caches hold the functions a deploy compiles.
+# V8 code caches for launch.cjs, written by this host's node (the very binary the guest runs): start the agent and
+# do what the guest's first deploy does through the CLI, so the caches hold the functions that path compiles.
+# With the host runner (dist/, built by run.sh before this) that includes the HELLO, deploy and run paths of the
+# agent and the CLI's WebSocket; without it, start-up and an upload only.
 say "warming V8 code caches"
 W="$WORK/warm"
 mkdir -p "$W"
 (
   cd "$W"
-  export BRIDGE_CODE_CACHE=write LOG_LEVEL=silent
-  node "$R/opt/bridge/launch.cjs" agent --socket "$W/a.sock" --store "$W/store" --runner-socket "$W/none.sock" > "$W/agent.out" 2>&1 &
+  # The guest's environment (qemu/init.sh), so the caches hold the functions the guest runs.
+  export BRIDGE_CODE_CACHE=write LOG_LEVEL=silent WASM_BRIDGE_CRC=js
+  RUNNER_JS="$ROOT/dist/runner-proto/src/runner/main.js"
+  rpid=""
+  LINK=(--runner-socket "$W/none.sock")
+  if [ -f "$RUNNER_JS" ]; then
+    node "$RUNNER_JS" --socket "$W/r.sock" > "$W/runner.out" 2>&1 &
+    rpid=$!
+    for _ in $(seq 1 100); do grep -q READY "$W/runner.out" 2>/dev/null && break; kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+    if grep -q READY "$W/runner.out"; then LINK=(--runner-socket "$W/r.sock"); else kill "$rpid" 2>/dev/null; rpid=""; fi
+  fi
+  node "$R/opt/bridge/launch.cjs" agent --socket "$W/a.sock" --store "$W/store" "${LINK[@]}" > "$W/agent.out" 2>&1 &
   apid=$!
   for _ in $(seq 1 200); do grep -q READY "$W/agent.out" 2>/dev/null && break; kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
-  grep -q READY "$W/agent.out" || { kill "$apid" 2>/dev/null; sed 's/^/  /' "$W/agent.out" >&2; exit 1; }
-  timeout 30 node "$R/opt/bridge/launch.cjs" cli --socket "$W/a.sock" upload "$ROOT/examples/hello/hello.wasm" > /dev/null || true
+  grep -q READY "$W/agent.out" || { kill "$apid" ${rpid:+"$rpid"} 2>/dev/null; sed 's/^/  /' "$W/agent.out" >&2; exit 1; }
+  CLI=(node "$R/opt/bridge/launch.cjs" cli --socket "$W/a.sock")
+  if [ -n "$rpid" ]; then
+    timeout 30 "${CLI[@]}" run "$ROOT/examples/hello/hello.wasm" --env GREETING=warm -- a b > /dev/null 2>&1 || true
+    timeout 30 "${CLI[@]}" run hello -- --exit 3 > /dev/null 2>&1 || true
+  else
+    timeout 30 "${CLI[@]}" upload "$ROOT/examples/hello/hello.wasm" > /dev/null || true
+  fi
   kill -TERM "$apid"
   for _ in $(seq 1 100); do kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$apid" 2>/dev/null || true
   wait "$apid" 2>/dev/null || true
+  if [ -n "$rpid" ]; then
+    kill -TERM "$rpid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$rpid" 2>/dev/null || true
+    wait "$rpid" 2>/dev/null || true
+  fi
 ) || echo "guest-image: WARNING: the bundled agent did not start on this host (output above); the guest's will fail the same way" >&2
 # Best effort: launch.cjs compiles without a cache (slower under TCG) when one is missing.
 rm -rf "$W"

@@ -1,6 +1,10 @@
 import test from 'ava';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { LocalSystem } from '../agent/src/launch/index.js';
+import { FutexNotifier } from '../runner-proto/src/notify/index.js';
+import { createRegionFile, mapFile } from '../runner-proto/src/shm/index.js';
 import { example } from './helpers/paths.js';
 
 for (const notify of ['polling', 'futex', 'socket'] as const) {
@@ -47,3 +51,52 @@ for (const notify of ['futex', 'socket'] as const) {
     }
   });
 }
+
+test('futex: an interrupted wait returns at once; the next one reuses the parked sleeper and still wakes on a kick', async (t) => {
+  t.true(FutexNotifier.supported());
+  const file = path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), `notify-test-${process.pid}`);
+  createRegionFile(file, 4096);
+  const map = mapFile(file, 4096);
+  const words = new Int32Array(map.buffer);
+  // Two sides of one doorbell word (index 0): the consumer sleeps on it, the producer bumps it and kicks.
+  const consumer = new FutexNotifier({ maxSleepMs: 5000 });
+  consumer.bind({ words, rxIndex: 0, txIndex: 1, baseAddress: map.address });
+  const producer = new FutexNotifier();
+  producer.bind({ words, rxIndex: 1, txIndex: 0, baseAddress: map.address });
+  try {
+    const t0 = performance.now();
+    const first = consumer.wait(() => false, 5000);
+    await new Promise((r) => setTimeout(r, 50));
+    consumer.interrupt();
+    t.false(await first);
+    t.true(performance.now() - t0 < 1000, 'interrupted well before its timeout');
+    // The FUTEX_WAIT is still parked in the kernel; a new wait waits on it, and a kick wakes it.
+    let bell = Atomics.load(words, 0);
+    const second = consumer.wait(() => Atomics.load(words, 0) !== bell, 5000);
+    await new Promise((r) => setTimeout(r, 50));
+    t.is((consumer as unknown as { sleeping: number }).sleeping, 1, 'one worker thread asleep, not two');
+    Atomics.add(words, 0, 1);
+    producer.kick();
+    t.true(await second);
+    // Nothing is left parked: a third wait sleeps afresh and is woken the same way.
+    bell = Atomics.load(words, 0);
+    const third = consumer.wait(() => Atomics.load(words, 0) !== bell, 5000);
+    await new Promise((r) => setTimeout(r, 20));
+    Atomics.add(words, 0, 1);
+    producer.kick();
+    t.true(await third);
+    t.true(performance.now() - t0 < 2000, 'every wake came from a kick, not a timeout');
+    // close() after an interrupt resolves once the parked sleeper has returned.
+    const fourth = consumer.wait(() => false, 5000);
+    await new Promise((r) => setTimeout(r, 20));
+    consumer.interrupt();
+    t.false(await fourth);
+    const c0 = performance.now();
+    await consumer.close();
+    t.true(performance.now() - c0 < 1000, 'close woke the parked sleeper');
+  } finally {
+    producer.close();
+    map.unmap();
+    fs.rmSync(file, { force: true });
+  }
+});

@@ -33,17 +33,20 @@ for (const transport of ['ring', 'stream'] as const) {
       const killedAt = performance.now();
       await sys.restartRunner();
       const upAt = performance.now();
+      let last: Record<string, string> = {};
       await waitFor(
         'hello and calc running on the new runner, manual recorded stopped',
         async () => {
           // The reconciler handles the apps concurrently: the stop of `manual` (a durable write) may land just
           // after the others are running, so convergence means all three.
-          const s = await appStatuses(sys);
+          const s = (last = await appStatuses(sys));
           return s.hello === 'running' && s.calc === 'running' && s.manual === 'stopped';
         },
         5000,
         5,
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`round ${round}: ${String(err)}; last statuses ${JSON.stringify(last)}; logs:\n${sys.logs.slice(-3000)}`);
+      });
       const backMs = performance.now() - upAt;
       t.log(`${transport} round ${round}: apps back ${backMs.toFixed(0)} ms after the runner was ready (${(performance.now() - killedAt).toFixed(0)} ms after the kill)`);
       // Typically 130-230 ms here (the 1 s target); the bound leaves room for a CI machine shared with other

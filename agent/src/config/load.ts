@@ -127,7 +127,9 @@ export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (withDefaults.runner === undefined) {
     throw new AgentError('AGT_ERR_CONFIG_INVALID', `no runner channel: give --region PATH, --runner-socket PATH or --runner-serial PATH (or "runner" in the config file)\n${AGENT_USAGE}`, { field: 'runner' });
   }
-  const r = configFileSchema.safeParse(withDefaults);
+  // Parsed once per process: zod's eval-compiled fast path would be generated, compiled and run once, which costs
+  // more than the plain path (a few hundred ms under QEMU's TCG).
+  const r = configFileSchema.safeParse(withDefaults, { jitless: true });
   if (!r.success) {
     const issue = r.error.issues[0]!;
     const field = issue.path.join('.') || '(root)';

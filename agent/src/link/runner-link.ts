@@ -484,6 +484,12 @@ export class RunnerLink {
     load: () => Promise<Uint8Array>,
     options: { readonly bytes?: Uint8Array; readonly deadlineMs?: number } = {},
   ): Promise<{ sent: boolean; result: DeployResult }> {
+    // Held on a live connection (the A<->B switch): the DEPLOY leaves within this call, before the caller's
+    // next step (app-service then starts the desired-state write, which overlaps the runner's answer).
+    const live = this.endpoint;
+    if (live !== undefined && !live.closed && !this.closed && this.held.has(msg.digest)) {
+      return { sent: false, result: await live.requestJson(MsgType.DEPLOY, msg, deployResultSchema, { timeoutMs: 60_000 }) };
+    }
     const ep = await this.connected();
     const bytes = options.bytes;
     if (

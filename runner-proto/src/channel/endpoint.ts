@@ -90,6 +90,7 @@ export class Endpoint {
       }
       this.pending.delete(f.corr);
       clearTimeout(p.timer);
+      if (this.pending.size === 0) this.transport.expectAnswer?.(false);
       if (f.type === MsgType.RESULT) p.resolve(f);
       else {
         try {
@@ -135,7 +136,10 @@ export class Endpoint {
         reject(new AgentError('AGT_ERR_TIMEOUT', `no answer to ${msgTypeName(type)} within ${timeoutMs} ms`, { timeoutMs }));
       }, timeoutMs);
       this.pending.set(corr, { resolve, reject, timer, type });
-      this.transport.send({ type, flags: options.flags ?? JSON_FLAGS, corr, body }, timeoutMs).catch((err: unknown) => {
+      const sent = this.transport.send({ type, flags: options.flags ?? JSON_FLAGS, corr, body }, timeoutMs);
+      // Poll for the answer rather than sleep until the peer's kick (a second wake-up on the way back).
+      this.transport.expectAnswer?.(true);
+      sent.catch((err: unknown) => {
         const p = this.pending.get(corr);
         if (!p) return;
         this.pending.delete(corr);

@@ -39,6 +39,13 @@ export class FutexNotifier implements Notifier {
   private txAddr = 0n;
   private closed = false;
   private sleeping = 0;
+  /**
+   * The FUTEX_WAIT in flight on a worker thread, if any. An interrupted wait() leaves it parked in the kernel
+   * (it cannot be called back without a wake); the next wait() waits on it instead of parking another, so at
+   * most one libuv worker thread is ever asleep here.
+   */
+  private parked: Promise<void> | undefined;
+  private interruptWait: (() => void) | undefined;
 
   constructor(options: FutexOptions = {}) {
     this.spinUs = options.spinUs ?? 0;
@@ -64,16 +71,33 @@ export class FutexNotifier implements Notifier {
     if (spin(changed, this.spinUs)) return true;
     const bell = this.bell!;
     const deadline = performance.now() + timeoutMs;
-    while (!this.closed) {
-      const expected = Atomics.load(bell.words, bell.rxIndex);
-      if (changed()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      await this.futexWait(expected, Math.min(left, this.maxSleepMs));
-      if (this.closed) return false;
-      if (changed()) return true;
+    let interrupted = false;
+    const interruption = new Promise<void>((resolve) => {
+      this.interruptWait = () => {
+        interrupted = true;
+        resolve();
+      };
+    });
+    try {
+      while (!this.closed) {
+        const expected = Atomics.load(bell.words, bell.rxIndex);
+        if (changed()) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        // A sleeper parked by an interrupted wait is still in the kernel, on the same word: any kick wakes it.
+        this.parked ??= this.futexWait(expected, Math.min(left, this.maxSleepMs));
+        await Promise.race([this.parked, interruption]);
+        if (this.closed || interrupted) return false;
+        if (changed()) return true;
+      }
+      return false;
+    } finally {
+      this.interruptWait = undefined;
     }
-    return false;
+  }
+
+  interrupt(): void {
+    this.interruptWait?.();
   }
 
   private futexWait(expected: number, ms: number): Promise<void> {
@@ -84,6 +108,7 @@ export class FutexNotifier implements Notifier {
     return new Promise<void>((resolve) => {
       syscallFn().async(SYS_FUTEX, this.rxAddr, FUTEX_WAIT, expected, ts, 0, 0, () => {
         this.sleeping--;
+        this.parked = undefined;
         resolve();
       });
     });
@@ -94,12 +119,17 @@ export class FutexNotifier implements Notifier {
     syscallFn()(SYS_FUTEX, this.txAddr, FUTEX_WAKE, WAKE_ALL, null, 0, 0);
   }
 
-  /** Wakes our own sleeper so no worker thread stays blocked on a region about to be unmapped. */
-  close(): void {
+  /**
+   * Wakes our own sleeper so no worker thread stays blocked on a region about to be unmapped; resolves once it
+   * has returned (a parked one included, which no wait() may be awaiting).
+   */
+  close(): Promise<void> {
     this.closed = true;
+    this.interruptWait?.();
     // A spurious wake is allowed: the sleeper re-checks `closed` and returns.
     if (this.bell && this.sleeping > 0) {
       syscallFn()(SYS_FUTEX, this.rxAddr, FUTEX_WAKE, WAKE_ALL, null, 0, 0);
     }
+    return this.parked ?? Promise.resolve();
   }
 }

@@ -25,5 +25,11 @@ export interface Notifier {
   wait(changed: () => boolean, timeoutMs: number): Promise<boolean>;
   /** Called by the producer after publish() said the consumer asked for a kick. */
   kick(): void;
-  close(): void;
+  /**
+   * Ends a wait() in progress at once (it resolves false), for a consumer that would rather poll: it just sent
+   * a request and expects the answer soon. Optional; without it the wait runs to its end as usual.
+   */
+  interrupt?(): void;
+  /** Stops waiting; a returned promise settles once nothing sleeps on the region any more. */
+  close(): void | Promise<void>;
 }

@@ -45,7 +45,11 @@ export class Region {
     this.info = Object.freeze({ ...info });
   }
 
-  /** Writes a fresh header and zeroes every control word. Only the creator (the runner) does this. */
+  /**
+   * Writes a fresh header and zeroes every control word and the data areas. Only the creator (the runner) does
+   * this. The data goes too: records of a previous session left in place are valid frames, and a peer that still
+   * believed in the old indices could otherwise make the new consumer read them as new (zeros fail the magic).
+   */
   static initialise(buffer: ArrayBuffer, ringSize: number): Region {
     if (!isPowerOfTwo(ringSize) || ringSize < MIN_RING_SIZE || ringSize > MAX_RING_SIZE) {
       throw new AgentError('AGT_ERR_CHANNEL_REGION', `ring size ${ringSize} must be a power of two from ${MIN_RING_SIZE} to ${MAX_RING_SIZE}`);
@@ -55,7 +59,7 @@ export class Region {
       throw new AgentError('AGT_ERR_CHANNEL_REGION', `region buffer is ${buffer.byteLength} bytes, ring size ${ringSize} needs ${regionSize}`);
     }
     const bytes = new Uint8Array(buffer);
-    bytes.fill(0, 0, DATA_OFFSET);
+    bytes.fill(0, 0, regionSize);
     const view = new DataView(buffer);
     // Magic last, so a peer that polls for it never sees a half-written header.
     view.setUint32(8, LAYOUT_VERSION, true);

@@ -55,6 +55,8 @@ export class RingProducer {
   private readonly mask: number;
   readonly maxBody: number;
   private tail: number;
+  /** The tail as this producer last published it; anything else in the tail word means someone reset the ring. */
+  private publishedTail: number;
   /**
    * The consumer's head as last read. It only moves forward, so space computed from a stale copy is never more
    * than is really free; re-reading it only when that space runs out keeps the producer off the consumer's
@@ -71,6 +73,7 @@ export class RingProducer {
     this.mask = this.capacity - 1;
     this.maxBody = maxBodyFor(this.capacity);
     this.tail = this.saneTail();
+    this.publishedTail = this.tail;
     this.head = this.loadHead();
   }
 
@@ -103,6 +106,7 @@ export class RingProducer {
     const req = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2);
     if (req === Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2)) return false;
     this.tail = 0;
+    this.publishedTail = 0;
     // The consumer moves head to 0 once it sees the ack, and reads nothing before: 0 is its head from now on.
     this.head = 0;
     Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, 0);
@@ -133,6 +137,13 @@ export class RingProducer {
    * consumer to move head). Does not publish: call publish() after a batch.
    */
   tryWrite(f: FrameToSend): boolean {
+    // The tail word is ours alone, so this load stays in our cache, unless the region was re-initialised under
+    // us (a restarted runner zeroes every control word). Writing on from our old tail would then publish a tail
+    // far ahead of the new consumer's head, and it would read the previous session's records still lying in the
+    // data area as if they were new: start over from what is published instead.
+    if (Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0 !== this.publishedTail) {
+      this.resync();
+    }
     const len = f.body.length;
     if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     const need = recordSize(len);
@@ -178,6 +189,7 @@ export class RingProducer {
   publish(): boolean {
     const w = this.mem.words;
     Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, this.tail | 0);
+    this.publishedTail = this.tail;
     if (Atomics.load(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2) !== 0 &&
         Atomics.compareExchange(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 1, 0) === 1) {
       Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
@@ -190,6 +202,7 @@ export class RingProducer {
   /** Forgets local state and adopts the published tail (after a ring reset). */
   resync(): void {
     this.tail = this.saneTail();
+    this.publishedTail = this.tail;
     this.head = this.loadHead();
   }
 

@@ -33,6 +33,8 @@ export interface RingTransportOptions {
    * for a kick and sleeping (default 200 µs). See HOT_US.
    */
   readonly hotUs?: number;
+  /** After sending a request, poll for its answer this long before sleeping (default 1000 µs). See ANSWER_HOT_US. */
+  readonly answerHotUs?: number;
 }
 
 /**
@@ -44,6 +46,15 @@ export interface RingTransportOptions {
  * back), and costs no CPU once traffic stops. Nothing is armed while hot, so the producer sends no kicks.
  */
 const HOT_US = 200;
+
+/**
+ * The same, for the answer to a request this side just sent (expectAnswer): a peer that was asleep needs a
+ * futex wake-up and its own turn (a few hundred µs here) before it answers, longer than HOT_US. Sleeping
+ * meanwhile would make the answer pay a second wake-up on the way back (the peer's kick, our worker thread,
+ * then our event loop), and the peer a kick syscall; polling for up to this long costs at most this much CPU
+ * per request whose answer is slower (a compile, a long call).
+ */
+const ANSWER_HOT_US = 1000;
 
 /**
  * Frames over the shared-memory ring pair. The agent produces into ring 0 and consumes ring 1; the runner the
@@ -58,6 +69,11 @@ export class RingTransport implements FrameTransport {
   private readonly idleCheckMs: number;
   private readonly batch: number;
   private readonly hotMs: number;
+  private readonly answerHotMs: number;
+  /** Until when an answer is expected (expectAnswer): the receive loop polls rather than sleeps. */
+  private answerUntil = 0;
+  /** The receive loop is in notifier.wait(). */
+  private sleeping = false;
   private handlers: TransportHandlers | undefined;
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -91,6 +107,7 @@ export class RingTransport implements FrameTransport {
     this.idleCheckMs = options.idleCheckMs ?? 1000;
     this.batch = options.batch ?? 256;
     this.hotMs = (options.hotUs ?? HOT_US) / 1000;
+    this.answerHotMs = (options.answerHotUs ?? ANSWER_HOT_US) / 1000;
   }
 
   start(handlers: TransportHandlers): void {
@@ -134,8 +151,10 @@ export class RingTransport implements FrameTransport {
     let sinceYield = 0;
     let lastFrame = -Infinity;
     while (this.running) {
-      if (this.tx.serviceReset()) this.notifier.kick();
       const n = this.drain();
+      // After the frames, not before: the reset-request word shares a cache line with the head the peer moves on
+      // every frame it takes, so loading it first would put a cache-line transfer in front of every answer.
+      if (this.tx.serviceReset()) this.notifier.kick();
       sinceYield += n;
       if (n > 0) lastFrame = performance.now();
       if (sinceYield >= this.batch) {
@@ -146,19 +165,40 @@ export class RingTransport implements FrameTransport {
       if (n > 0) continue;
       sinceYield = 0;
       // Polling notifiers spin on their own; the hot phase is for the ones that sleep.
-      if (this.notifier.wantsKicks && performance.now() - lastFrame < this.hotMs) {
+      const now = performance.now();
+      if (this.notifier.wantsKicks && (now - lastFrame < this.hotMs || now < this.answerUntil)) {
         await new Promise<void>((r) => setImmediate(r));
         continue;
       }
       if (this.notifier.wantsKicks ? !this.rx.armKick() : !this.rx.isEmpty()) continue;
       const bell = this.rx.doorbell();
       const txBell = this.tx.resetRequested();
+      this.sleeping = true;
+      let checks = 0;
       await this.notifier.wait(
-        () => !this.running || !this.rx.isEmpty() || this.rx.doorbell() !== bell || this.tx.resetRequested() !== txBell,
+        // Reset requests are rare and a few microseconds late is soon enough: looking at that word only every
+        // 64th check keeps a spinning consumer from pulling the line the peer's head lives on at every turn.
+        () => !this.running || !this.rx.isEmpty() || this.rx.doorbell() !== bell || ((++checks & 63) === 0 && this.tx.resetRequested() !== txBell),
         this.idleCheckMs,
       );
-      this.rx.disarmKick();
+      this.sleeping = false;
+      if (this.notifier.wantsKicks) this.rx.disarmKick();
     }
+  }
+
+  /**
+   * This side just sent a request: poll for the answer for a while (answerHotUs) instead of sleeping, so it
+   * is taken off the ring as it lands and the peer, seeing no kick wanted, sends none. false: no answer is
+   * awaited any more (back to the ordinary hot phase).
+   */
+  expectAnswer(on: boolean): void {
+    if (!on) {
+      this.answerUntil = 0;
+      return;
+    }
+    if (!this.notifier.wantsKicks) return;
+    this.answerUntil = performance.now() + this.answerHotMs;
+    if (this.sleeping) this.notifier.interrupt?.();
   }
 
   send(f: FrameToSend, timeoutMs = 10_000): Promise<void> {
@@ -256,9 +296,10 @@ export class RingTransport implements FrameTransport {
 
   async close(): Promise<void> {
     this.running = false;
-    this.notifier.close();
+    const notifierClosed = this.notifier.close();
     // The region may be unmapped right after close(): nothing may touch it once this resolves.
     await this.loopDone;
     await this.pumpDone;
+    await notifierClosed;
   }
 }
