@@ -69,6 +69,46 @@ const zodEnglishOnly = {
   },
 };
 
+/**
+ * Node built-ins that bundled packages require when loaded but use only on paths the guest does not take: ws's
+ * https and tls (wss:// URLs) and zlib (permessage-deflate, which the agent does not negotiate), sonic-boom's and
+ * thread-stream's assert (failed preconditions). Each becomes a stand-in that loads the real module on first
+ * use; under TCG each of these requires costs tens of milliseconds of the agent's start or of the first run.
+ * The project's own imports are left alone.
+ */
+const LAZY_BUILTIN = /^(?:node:)?(https|tls|zlib|assert)$/;
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: LAZY_BUILTIN }, (a) =>
+      /[\\/]node_modules[\\/]/.test(a.importer) ? { path: LAZY_BUILTIN.exec(a.path)[1], namespace: 'lazy-builtin' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (a) => ({
+      // An arrow function as the target: callable (assert is a function) and without a non-configurable
+      // `prototype`, which the ownKeys trap would otherwise have to report.
+      contents: `'use strict';
+let real;
+const load = () => (real ??= require(${JSON.stringify(a.path)}));
+module.exports = new Proxy(() => {}, {
+  get: (_t, k) => load()[k],
+  set: (_t, k, v) => ((load()[k] = v), true),
+  has: (_t, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_t, k) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), k);
+    return d && { ...d, configurable: true };
+  },
+  apply: (_t, self, args) => Reflect.apply(load(), self, args),
+});
+`,
+      loader: 'js',
+    }));
+  },
+};
+
+/** ws probes for optional native helpers at load (a failed module resolution each); the bundles never ship them. */
+const WS_DEFINES = { 'process.env.WS_NO_BUFFER_UTIL': '"1"', 'process.env.WS_NO_UTF_8_VALIDATE': '"1"' };
+
 /** Starts NAME.cjs with NAME.cjs.cache as V8 code cache (BRIDGE_CODE_CACHE=write: write the cache at exit). */
 const LAUNCHER = `'use strict';
 // usage: node launch.cjs agent|cli ARGS... (written by build/bundle.mjs)
@@ -115,9 +155,9 @@ async function main() {
       legalComments: 'none',
       external: EXTERNAL,
       // The sources are ESM and resolve native packages from import.meta.url: give CommonJS the same answer.
-      define: { 'import.meta.url': '__bridgeImportMetaUrl' },
+      define: { 'import.meta.url': '__bridgeImportMetaUrl', ...WS_DEFINES },
       banner: { js: "var __bridgeImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-      plugins: [zodEnglishOnly],
+      plugins: [zodEnglishOnly, lazyBuiltins],
       logLevel: 'warning',
     });
     await build({
@@ -132,7 +172,8 @@ async function main() {
       external: EXTERNAL,
       // Bundled CommonJS dependencies (pino, ws, ...) call require() for node builtins: give ESM one.
       banner: { js: "import { createRequire as __bridgeCreateRequire } from 'node:module'; const require = __bridgeCreateRequire(import.meta.url);" },
-      plugins: [zodEnglishOnly],
+      define: WS_DEFINES,
+      plugins: [zodEnglishOnly, lazyBuiltins],
       logLevel: 'warning',
     });
   }

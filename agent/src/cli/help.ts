@@ -29,6 +29,8 @@ global options (before COMMAND):
   --token-file FILE    $WASMEDGE_AGENT_TOKEN / $WASMEDGE_AGENT_TOKEN_FILE
   --timeout MS         bound for each request (default 60000)
   --json               machine-readable output (also accepted after the command)
+  $WASMEDGE_AGENT_WAIT=SECONDS  keep retrying that long while the agent's socket is not up yet (boot scripts
+                       that start the agent and the first command together); default 0, fail at once
 
 exit codes: run, invoke and call pass the module's code through (WASI exit code; 134 trap or limit;
 1 load error); otherwise 0 ok, 1 failure, 2 usage, 3 module or input rejected (check, policy, signature),

@@ -29,6 +29,15 @@ function addressOf(g: GlobalOptions, env: NodeJS.ProcessEnv): AgentAddress {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]), token };
 }
 
+/** $WASMEDGE_AGENT_WAIT=SECONDS: how long a command may wait for an agent that is still starting. */
+function waitOf(env: NodeJS.ProcessEnv): { waitMs?: number } {
+  const v = env.WASMEDGE_AGENT_WAIT;
+  if (v === undefined || v === '') return {};
+  const s = Number(v);
+  if (!Number.isFinite(s) || s < 0 || s > 3600) throw usage(`$WASMEDGE_AGENT_WAIT expects seconds (0-3600), got "${v}"`);
+  return s > 0 ? { waitMs: s * 1000 } : {};
+}
+
 function wantsHelp(params: readonly string[]): boolean {
   const dash = params.indexOf('--');
   const head = dash >= 0 ? params.slice(0, dash) : params;
@@ -47,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     out(COMMAND_HELP[cmd]);
     return EXIT.OK;
   }
-  const client = new AgentClient(addressOf(global, process.env), global.timeoutMs !== undefined ? { timeoutMs: global.timeoutMs } : {});
+  const client = new AgentClient(addressOf(global, process.env), { ...(global.timeoutMs !== undefined ? { timeoutMs: global.timeoutMs } : {}), ...waitOf(process.env) });
   const json = global.json;
   try {
     switch (cmd) {
@@ -61,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
         }
         const ref = r.positional[0];
         if (!ref) throw usage('usage: wasmedge_emit run NAME|FILE [OPTIONS] [-- ARGS...]');
+        client.prepareRun();
         const target = looksLikeFile(ref) ? await uploadFile(client, ref, { json: false, quiet: true }) : ref;
         return await run(client, target, r.passthrough, r.opts, r.json || json);
       }
@@ -89,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
       default: {
         // The original form: wasmedge_emit FILE [ARGS...] uploads and runs.
         if (looksLikeFile(cmd)) {
+          client.prepareRun();
           const name = await uploadFile(client, cmd, { json: false, quiet: true });
           return await run(client, name, params, { env: {} }, json);
         }

@@ -71,11 +71,24 @@ export class AgentClient {
   readonly address: AgentAddress;
   private readonly timeoutMs: number;
   private readonly agent: http.Agent;
+  /** Until then (ms since the epoch), a socket that is not there yet or refuses is retried, not an error. */
+  private readonly waitUntil: number;
 
-  constructor(address: string | AgentAddress, options: { timeoutMs?: number; keepAlive?: boolean } = {}) {
+  /**
+   * `waitMs`: how long after construction a connection that finds no agent (ENOENT, ECONNREFUSED) is retried
+   * (every 50 ms) before it is an error, so a caller may start before the agent is ready. 0 (the default): fail
+   * at once.
+   */
+  constructor(address: string | AgentAddress, options: { timeoutMs?: number; keepAlive?: boolean; waitMs?: number } = {}) {
     this.address = typeof address === 'string' ? { socketPath: address } : address;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.agent = new http.Agent({ keepAlive: options.keepAlive ?? false });
+    this.waitUntil = options.waitMs ? Date.now() + options.waitMs : 0;
+  }
+
+  /** Nothing was sent: the agent is not up (yet), and the caller said how long to wait for it. */
+  private notUpYet(err: NodeJS.ErrnoException): boolean {
+    return (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') && Date.now() < this.waitUntil;
   }
 
   get socketPath(): string | undefined {
@@ -120,6 +133,11 @@ export class AgentClient {
       });
       req.on('timeout', () => req.destroy(new AgentError('AGT_ERR_TIMEOUT', `agent did not answer ${method} ${path} within ${this.timeoutMs} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
+        if (!settled && this.notUpYet(err)) {
+          settled = true;
+          setTimeout(() => this.send(method, path, o).then(resolve, reject), 50);
+          return;
+        }
         // EPIPE/ECONNRESET while sending: the agent refused and closed; its answer may still arrive.
         if ((err.code === 'EPIPE' || err.code === 'ECONNRESET') && !settled) {
           setTimeout(() => settle(() => reject(unavailable(this.where(), err))), 500);
@@ -309,10 +327,20 @@ export class AgentClient {
     return 'socketPath' in this.address ? `ws+unix://${this.address.socketPath}:${path}` : `ws://${this.address.host}:${this.address.port}${path}`;
   }
 
+  private ws: Promise<typeof import('ws')> | undefined;
+
+  /**
+   * Loads the WebSocket client `run` needs (most CLI commands never open one), e.g. while an upload waits for
+   * the agent, so the run does not wait for it afterwards.
+   */
+  prepareRun(): void {
+    this.ws ??= import('ws');
+    this.ws.catch(() => undefined);
+  }
+
   /** Runs over the WebSocket API; output is delivered as it arrives; resolves with the exit. */
   async run(module: string, req: RunRequest, cb: RunCallbacks, options: { signal?: AbortSignal } = {}): Promise<ExitMessage> {
-    // Loaded on use: most CLI commands never open a WebSocket.
-    const { WebSocket } = await import('ws');
+    const { WebSocket } = await (this.ws ??= import('ws'));
     return new Promise<ExitMessage>((resolve, reject) => {
       const ws = new WebSocket(this.wsUrl('/v1/run'), { headers: this.authHeaders() });
       let settled = false;
@@ -357,7 +385,14 @@ export class AgentClient {
           settle(() => reject(err));
         });
       });
-      ws.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(unavailable(this.where(), e))));
+      ws.on('error', (e: NodeJS.ErrnoException) => {
+        if (!settled && this.notUpYet(e)) {
+          settled = true;
+          setTimeout(() => this.run(module, req, cb, options).then(resolve, reject), 50);
+          return;
+        }
+        settle(() => reject(unavailable(this.where(), e)));
+      });
       ws.on('close', () => settle(() => reject(new AgentError('AGT_ERR_AGENT_UNAVAILABLE', 'agent closed the run before it ended'))));
     });
   }

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
+import { mkdir } from 'node:fs/promises';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 import { ApiServer } from '../api/index.js';
 import { loadAgentConfig, redactConfig } from '../config/index.js';
 import { AgentCore } from '../core/index.js';
-import { Inbox } from '../inbox/index.js';
+import type { Inbox } from '../inbox/index.js';
 import { RunnerLink } from '../link/index.js';
 import { LogRing, createAgentLogger } from '../logs/index.js';
 import { DesiredState } from '../state/index.js';
@@ -44,7 +45,15 @@ async function main(): Promise<void> {
     metrics: config.metrics.enabled ? { processMetrics: config.metrics.processMetrics } : false,
   });
   core.start();
-  const inbox = config.inbox ? new Inbox({ dir: config.inbox.dir, settleMs: config.inbox.settleMs, apps: core.apps, logger, ...(core.metrics ? { metrics: core.metrics } : {}) }) : undefined;
+  // The inbox module (and chokidar, which its watcher loads) is imported only by agents that have an inbox.
+  let inbox: Inbox | undefined;
+  if (config.inbox) {
+    const { Inbox: InboxClass } = await import('../inbox/index.js');
+    inbox = new InboxClass({ dir: config.inbox.dir, settleMs: config.inbox.settleMs, apps: core.apps, logger, ...(core.metrics ? { metrics: core.metrics } : {}) });
+    // The directory exists at READY (writers may drop files at once); files that arrive before the watcher
+    // is up are found by its initial scan.
+    await mkdir(inbox.dir, { recursive: true, mode: 0o770 });
+  }
   const api = new ApiServer({
     core,
     logger,
@@ -60,11 +69,13 @@ async function main(): Promise<void> {
     maxConnections: config.api.maxConnections,
     ...(inbox ? { inbox } : {}),
   });
-  // Serve only once the runner had its chance to answer (bounded): early requests then find it connected.
-  // A runner that is not there yet is no reason to stay unready; the link keeps trying in the background.
-  await link.connected(2000).catch((err: unknown) => logger.warn({ err: toAgentError(err).message }, 'runner not reachable yet; serving anyway'));
-  await api.listen();
-  await inbox?.start();
+  // READY only once the runner had its chance to answer (bounded): early requests then find it connected. A
+  // runner that is not there yet is no reason to stay unready; the link keeps trying in the background. The
+  // socket is bound meanwhile (requests that arrive wait for the link inside RunnerLink, bounded too).
+  await Promise.all([
+    link.connected(2000).catch((err: unknown) => logger.warn({ err: toAgentError(err).message }, 'runner not reachable yet; serving anyway')),
+    api.listen(),
+  ]);
 
   // A bug that escapes every handler: say so in the journal and exit; systemd restarts the agent, which
   // re-adopts the runner's apps (the desired state is on disk), rather than running on in an unknown state.
@@ -99,9 +110,21 @@ async function main(): Promise<void> {
   });
   if (api.tcpPort !== undefined) process.stdout.write(`TCP ${api.tcpPort}\n`);
   process.stdout.write('READY\n');
+  // prom-client is loaded after READY when process metrics are on, else on the first scrape (the QEMU guest):
+  // start-up does not pay for the module and the registry; what is counted before is replayed into it.
+  if (config.metrics.processMetrics) core.metrics?.start().catch((err: unknown) => logger.error({ err: toAgentError(err).message }, 'metrics could not be loaded'));
+  // The watcher starts after READY: its initial scan is work the first API request need not wait for.
+  if (inbox) {
+    const box = inbox;
+    box.start().catch((err: unknown) => {
+      logger.fatal({ err: toAgentError(err).message, dir: box.dir }, 'inbox could not start; exiting');
+      logger.flush();
+      process.exit(1);
+    });
+  }
 }
 
-main().catch((err: unknown) => {
+function fatal(err: unknown): never {
   const e = toAgentError(err, 'AGT_ERR_CONFIG_INVALID');
   if (e instanceof AgentError && e.details.rule === 'help') {
     process.stdout.write(`${e.message}\n`);
@@ -109,4 +132,6 @@ main().catch((err: unknown) => {
   }
   process.stderr.write(`wasmedge-agent: ${e.message}${e.code !== 'AGT_ERR_CONFIG_INVALID' ? ` [${e.code}]` : ''}\n`);
   process.exit(1);
-});
+}
+
+main().catch(fatal);

@@ -83,7 +83,7 @@ export class GaugeMetric extends Deferred<Gauge> {
  *
  * prom-client is imported on the first scrape, on `start()` (the daemon calls it after READY when process
  * metrics are on) or once BUFFER_LIMIT operations wait for it, never during start-up: loading it and building
- * the registry is module work that, under QEMU's TCG, delays READY by a few hundred milliseconds.
+ * the registry took 0.13-0.16 s of the agent's start under QEMU's TCG (docs/benchmarks.md).
  */
 export class AgentMetrics {
   readonly uploads: CounterMetric<'result'>;
