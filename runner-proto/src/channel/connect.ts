@@ -72,7 +72,11 @@ function linkFor(
   const epoch = newEpoch();
   Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
   Atomics.store(region.words, region.sideWord(side, SIDE_STATE), SIDE_STATE_ATTACHED);
-  const transport = new RingTransport({ region, side, notifier, baseAddress: mapping.address });
+  // Only the agent meets a region re-initialised under it (the runner creates the region; agents attach).
+  const peer = side === Side.Agent ? Side.Runner : Side.Agent;
+  const peerEpoch = Atomics.load(region.words, region.sideWord(peer, SIDE_EPOCH));
+  const peerReplaced = side === Side.Agent ? () => Atomics.load(region.words, region.sideWord(peer, SIDE_EPOCH)) !== peerEpoch : undefined;
+  const transport = new RingTransport({ region, side, notifier, baseAddress: mapping.address, peerReplaced });
   const stopHeartbeat = startHeartbeat(region, side, heartbeatMs, heartbeatThread ? { path: mapping.path, size: mapping.size } : undefined);
   let closed = false;
   return {
@@ -214,6 +218,7 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
           cleanup = () => sock.destroy();
         }
         const link = linkFor(mapping, region, Side.Agent, notifier, options.heartbeatMs ?? HEARTBEAT_MS, cleanup, options.heartbeatThread ?? false);
+        link.transport.rx.withdrawReset();
         link.transport.rx.skipToTail();
         return link;
       } catch (err) {

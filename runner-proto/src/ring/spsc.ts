@@ -331,6 +331,22 @@ export class RingConsumer {
     return false;
   }
 
+  /**
+   * Takes back a reset request nobody is waiting for any more: one left by a consumer of an earlier session
+   * (say, an agent that saw a re-initialised region as a bad frame before it saw the new epoch). Serviced later,
+   * it would make the producer drop the first frames of the new session. A producer that acks the old request
+   * while we withdraw it leaves ack ahead of the request, so look again until the two agree.
+   */
+  withdrawReset(): void {
+    const w = this.mem.words;
+    this.resetPending = false;
+    for (let i = 0; i < 4; i++) {
+      const ack = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2);
+      if (Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2) === ack) return;
+      Atomics.store(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2, ack);
+    }
+  }
+
   /** Drops everything published (a new session starts): the consumer side of a soft resync. */
   skipToTail(): number {
     const tail = this.loadTail();

@@ -35,6 +35,13 @@ export interface RingTransportOptions {
   readonly hotUs?: number;
   /** After sending a request, poll for its answer this long before sleeping (default 1000 µs). See ANSWER_HOT_US. */
   readonly answerHotUs?: number;
+  /**
+   * True once the peer this transport was made for is gone (its epoch word changed). A bad frame then means the
+   * region was re-initialised by a new peer, not that the ring is damaged: asking that new peer for a reset would
+   * make it throw away the first frames of its own session, so the transport stops reading and lets the link
+   * reconnect instead.
+   */
+  readonly peerReplaced?: () => boolean;
 }
 
 /**
@@ -70,6 +77,7 @@ export class RingTransport implements FrameTransport {
   private readonly batch: number;
   private readonly hotMs: number;
   private readonly answerHotMs: number;
+  private readonly peerReplaced: () => boolean;
   /** Until when an answer is expected (expectAnswer): the receive loop polls rather than sleeps. */
   private answerUntil = 0;
   /** The receive loop is in notifier.wait(). */
@@ -108,6 +116,7 @@ export class RingTransport implements FrameTransport {
     this.batch = options.batch ?? 256;
     this.hotMs = (options.hotUs ?? HOT_US) / 1000;
     this.answerHotMs = (options.answerHotUs ?? ANSWER_HOT_US) / 1000;
+    this.peerReplaced = options.peerReplaced ?? (() => false);
   }
 
   start(handlers: TransportHandlers): void {
@@ -124,9 +133,15 @@ export class RingTransport implements FrameTransport {
       const r = this.rx.read(this.borrow);
       if (r === undefined) break;
       if ('code' in r) {
+        this.faults++;
+        if (this.peerReplaced()) {
+          // Not damage: a new peer re-initialised the region under us. Leave its rings alone (see peerReplaced).
+          this.running = false;
+          h.fault(r);
+          break;
+        }
         // Nothing after a bad frame can be trusted: ask the producer to restart the ring, and ring its
         // doorbell (our transmit ring's) so a sleeping peer services the request at once.
-        this.faults++;
         this.rx.requestReset();
         this.kickPeer();
         h.fault(r);
