@@ -1,6 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { decodeFrame, encodeFrame, FRAME_HEADER_SIZE, FLAG_BODY_CRC, FLAG_JSON } from '../runner-proto/src/frame/index.js';
+import { crc32c } from '../runner-proto/src/crc/index.js';
+import { decodeFrame, encodeFrame, FRAME_HEADER_SIZE, FLAG_BODY_CRC, FLAG_JSON, readHeader, writeHeader } from '../runner-proto/src/frame/index.js';
 import { Region, regionSizeFor } from '../runner-proto/src/region/index.js';
 import { RingConsumer, RingProducer, maxBodyFor, recordSize } from '../runner-proto/src/ring/index.js';
 import type { Frame } from '../runner-proto/src/frame/index.js';
@@ -194,4 +195,36 @@ test('region header: a wrong magic, version or size is refused with the byte off
   new Uint8Array(buffer)[0] = 0x58;
   t.throws(() => Region.attach(buffer), { message: /magic.*at byte 0/ });
   t.throws(() => Region.attach(new ArrayBuffer(100)), { message: /only 100 bytes/ });
+});
+
+test('property: the ring writes headers as words exactly as writeHeader does, and checks them as readHeader does', (t) => {
+  fc.assert(
+    fc.property(
+      fc.record({
+        type: fc.integer({ min: 0, max: 255 }),
+        flags: fc.constantFrom(0, FLAG_BODY_CRC, FLAG_JSON, FLAG_BODY_CRC | FLAG_JSON),
+        corr: fc.integer({ min: 0, max: 0xffffffff }),
+        len: fc.integer({ min: 0, max: 300 }),
+      }),
+      fc.integer({ min: 0, max: 23 }),
+      fc.integer({ min: 1, max: 255 }),
+      ({ type, flags, corr, len }, at, xor) => {
+        const { producer, consumer, buffer } = freshRing();
+        const b = body(len, corr & 0xff);
+        t.true(producer.tryWrite({ type, flags, corr, body: b }));
+        producer.publish();
+        const ring = new Uint8Array(buffer, 0x1000, FRAME_HEADER_SIZE);
+        const expected = new Uint8Array(FRAME_HEADER_SIZE);
+        writeHeader(new DataView(expected.buffer), expected, 0, { type, flags, length: len, seq: 0, corr, bodyCrc: flags & FLAG_BODY_CRC ? crc32c(b) : 0 });
+        t.deepEqual(new Uint8Array(ring), expected);
+        // One damaged header byte: the ring refuses it with the fault readHeader names.
+        ring[at]! ^= xor;
+        const copy = new Uint8Array(ring);
+        const want = readHeader(new DataView(copy.buffer), copy, 0, maxBodyFor(RING));
+        const got = consumer.read();
+        t.true(got !== undefined && 'code' in got && 'code' in want && got.code === want.code, `byte ${at}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -32,6 +32,25 @@ export function crc32cRange(bytes: Uint8Array, start: number, end: number): numb
   return ~crc >>> 0;
 }
 
+/**
+ * CRC32C of the 20 bytes that five little-endian u32 words occupy: the frame header's checked part, computed
+ * from values already in registers (the ring's fast path reads and writes headers as words) four bytes per step.
+ */
+export function crc32cHeaderWords(w0: number, w1: number, w2: number, w3: number, w4: number): number {
+  const t = TABLE;
+  let x = (w0 ^ 0xffffffff) >>> 0;
+  let crc = t[768 + (x & 0xff)]! ^ t[512 + ((x >>> 8) & 0xff)]! ^ t[256 + ((x >>> 16) & 0xff)]! ^ t[x >>> 24]!;
+  x = (crc ^ w1) >>> 0;
+  crc = t[768 + (x & 0xff)]! ^ t[512 + ((x >>> 8) & 0xff)]! ^ t[256 + ((x >>> 16) & 0xff)]! ^ t[x >>> 24]!;
+  x = (crc ^ w2) >>> 0;
+  crc = t[768 + (x & 0xff)]! ^ t[512 + ((x >>> 8) & 0xff)]! ^ t[256 + ((x >>> 16) & 0xff)]! ^ t[x >>> 24]!;
+  x = (crc ^ w3) >>> 0;
+  crc = t[768 + (x & 0xff)]! ^ t[512 + ((x >>> 8) & 0xff)]! ^ t[256 + ((x >>> 16) & 0xff)]! ^ t[x >>> 24]!;
+  x = (crc ^ w4) >>> 0;
+  crc = t[768 + (x & 0xff)]! ^ t[512 + ((x >>> 8) & 0xff)]! ^ t[256 + ((x >>> 16) & 0xff)]! ^ t[x >>> 24]!;
+  return ~crc >>> 0;
+}
+
 export function crc32cJs(bytes: Uint8Array, seed = 0): number {
   let crc = ~seed >>> 0;
   let i = 0;

@@ -1,4 +1,4 @@
-import { crc32c, crc32cRange } from '../crc/index.js';
+import { crc32c, crc32cHeaderWords, crc32cRange } from '../crc/index.js';
 
 /*
  * Frame = 24-byte header + body. All integers little-endian.
@@ -107,6 +107,29 @@ export function readHeader(
     corr: view.getUint32(offset + 12, true),
     bodyCrc: view.getUint32(offset + 16, true),
   };
+}
+
+/** True where a Uint32Array stores words little-endian, as the frame format does (x86, Arm as run here). */
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * The header as its six little-endian words (word 0 = magic | type << 16 | flags << 24), for code that moves
+ * headers as words (the ring, on a little-endian host): the same bytes writeHeader produces.
+ */
+export function headerWord0(type: number, flags: number): number {
+  return (FRAME_MAGIC | ((type & 0xff) << 16) | ((flags & 0xff) << 24)) >>> 0;
+}
+
+/** readHeader's checks over a header already loaded as words (a private copy); undefined when it is sound. */
+export function checkHeaderWords(w0: number, w1: number, w2: number, w3: number, w4: number, w5: number, maxBody: number): FrameFault | undefined {
+  const magic = w0 & 0xffff;
+  if (magic !== FRAME_MAGIC) return { code: 'bad-magic', got: magic };
+  const want = crc32cHeaderWords(w0, w1, w2, w3, w4);
+  if (w5 >>> 0 !== want) return { code: 'header-crc', got: w5 >>> 0, want };
+  const flags = w0 >>> 24;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return { code: 'bad-flags', flags };
+  if (w1 >>> 0 > maxBody) return { code: 'too-long', length: w1 >>> 0, max: maxBody };
+  return undefined;
 }
 
 export function isFault(x: FrameHeader | FrameFault): x is FrameFault {

@@ -64,6 +64,13 @@ const HOT_US = 200;
 const ANSWER_HOT_US = 1000;
 
 /**
+ * With a polling notifier, how long the receive loop spins for the next frame before it calls wait() (which
+ * spins again before it yields). Long enough for a peer answering at once (a few µs), short enough not to add
+ * much to the time the event loop is held while traffic trickles.
+ */
+const POLL_SPIN_US = 10;
+
+/**
  * Frames over the shared-memory ring pair. The agent produces into ring 0 and consumes ring 1; the runner the
  * reverse. Sending never blocks the event loop: when the ring is full it waits, bounded, for the consumer.
  */
@@ -162,14 +169,37 @@ export class RingTransport implements FrameTransport {
     this.notifier.kick();
   }
 
+  /**
+   * Polling only: waits for the next frame in a tight synchronous loop for up to POLL_SPIN_US. The notifier's
+   * wait() spins the same way, but behind an async call: a promise and a microtask turn per frame, which at
+   * ring speed is as much as the frame itself costs.
+   */
+  private spinForFrame(): boolean {
+    const rx = this.rx;
+    if (!rx.isEmpty()) return true;
+    const end = performance.now() + POLL_SPIN_US / 1000;
+    for (let i = 1; ; i++) {
+      if (!rx.isEmpty()) return true;
+      if ((i & 31) === 0 && performance.now() > end) return false;
+    }
+  }
+
   private async receiveLoop(): Promise<void> {
     let sinceYield = 0;
     let lastFrame = -Infinity;
+    let seenBell = this.rx.doorbell();
+    let turns = 0;
     while (this.running) {
       const n = this.drain();
-      // After the frames, not before: the reset-request word shares a cache line with the head the peer moves on
-      // every frame it takes, so loading it first would put a cache-line transfer in front of every answer.
-      if (this.tx.serviceReset()) this.notifier.kick();
+      // A reset request always comes with a ring of our receive doorbell (§14), a word the peer writes only for
+      // kicks: look at the request itself only then, and every 64th turn in case a ring was missed. The request
+      // word shares a cache line with the head the peer moves on every frame it takes, so loading it on every
+      // turn would put a cache-line transfer in front of every answer.
+      const rang = this.rx.doorbell();
+      if (rang !== seenBell || (++turns & 63) === 0) {
+        seenBell = rang;
+        if (this.tx.serviceReset()) this.notifier.kick();
+      }
       sinceYield += n;
       if (n > 0) lastFrame = performance.now();
       if (sinceYield >= this.batch) {
@@ -178,6 +208,14 @@ export class RingTransport implements FrameTransport {
         continue;
       }
       if (n > 0) continue;
+      if (!this.notifier.wantsKicks) {
+        // First let promise continuations of the frames just handled run (one microtask checkpoint): they are
+        // often what sends the next request, and code may rely on a `.then` having run before a later frame.
+        await undefined;
+        // Frames that keep coming within the spin window count towards the batch, so the loop still yields to
+        // the event loop every `batch` frames.
+        if (this.spinForFrame()) continue;
+      }
       sinceYield = 0;
       // Polling notifiers spin on their own; the hot phase is for the ones that sleep.
       const now = performance.now();
