@@ -38,6 +38,8 @@ const MAX_WARM_MODULES = 8;
  * only the last MAX_WARM_MODULES would stay warm anyway. A run warms its module at once.
  */
 const WARM_AFTER_QUIET_MS = 25;
+/** How many times warming waits (WARM_AFTER_QUIET_MS each) for transfers in flight: about 1 s. */
+const MAX_WARM_DEFERRALS = 40;
 
 export interface RunnerOptions {
   /** Engines by name; `defaultEngine` runs modules that do not ask for one. */
@@ -273,12 +275,22 @@ export class Runner {
     this.toWarm.add(module);
     if (this.toWarm.size > MAX_WARM_MODULES) this.toWarm.delete(this.toWarm.values().next().value!);
     if (this.warmTimer) clearTimeout(this.warmTimer);
-    this.warmTimer = setTimeout(() => {
+    let deferred = 0;
+    const fire = (): void => {
+      // A transfer that began meanwhile is the next upload of a burst: warming now would take the cores it
+      // needs (a worker start and an instantiation), so wait for its end, which re-arms this timer anyway. A
+      // transfer its agent abandoned must not hold warming off for ever: at most MAX_WARM_DEFERRALS times.
+      if ((this.transfers.size > 0 || this.arriving.size > 0) && deferred++ < MAX_WARM_DEFERRALS) {
+        this.warmTimer = setTimeout(fire, WARM_AFTER_QUIET_MS);
+        this.warmTimer.unref();
+        return;
+      }
       this.warmTimer = undefined;
       const batch = [...this.toWarm];
       this.toWarm.clear();
       for (const m of batch) if (this.modules.get(m.digest) === m) this.keepWarm(m);
-    }, WARM_AFTER_QUIET_MS);
+    };
+    this.warmTimer = setTimeout(fire, WARM_AFTER_QUIET_MS);
     this.warmTimer.unref();
   }
 
