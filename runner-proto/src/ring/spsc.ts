@@ -54,17 +54,25 @@ export interface FrameToSend {
   readonly body: Uint8Array;
 }
 
-/** The data area as u32 words, when the host's word order is the frame's (else the DataView path is used). */
-function wordsOf(mem: RingMemory): Uint32Array | undefined {
-  return HOST_LITTLE_ENDIAN ? new Uint32Array(mem.data.buffer, mem.data.byteOffset, mem.data.length >> 2) : undefined;
+/** What both ends know of one ring: its memory and geometry, fixed at attach. */
+abstract class RingEnd {
+  protected readonly mem: RingMemory;
+  /** The data area as u32 words, when the host's word order is the frame's (else the DataView path is used). */
+  protected readonly u32: Uint32Array | undefined;
+  protected readonly capacity: number;
+  protected readonly mask: number;
+  readonly maxBody: number;
+
+  constructor(mem: RingMemory) {
+    this.mem = mem;
+    this.capacity = mem.data.length;
+    this.mask = this.capacity - 1;
+    this.maxBody = maxBodyFor(this.capacity);
+    this.u32 = HOST_LITTLE_ENDIAN ? new Uint32Array(mem.data.buffer, mem.data.byteOffset, mem.data.length >> 2) : undefined;
+  }
 }
 
-export class RingProducer {
-  private readonly mem: RingMemory;
-  private readonly u32: Uint32Array | undefined;
-  private readonly capacity: number;
-  private readonly mask: number;
-  readonly maxBody: number;
+export class RingProducer extends RingEnd {
   private tail: number;
   /** The tail as this producer last published it; anything else in the tail word means someone reset the ring. */
   private publishedTail: number;
@@ -79,11 +87,7 @@ export class RingProducer {
   kicks = 0;
 
   constructor(mem: RingMemory) {
-    this.mem = mem;
-    this.capacity = mem.data.length;
-    this.mask = this.capacity - 1;
-    this.maxBody = maxBodyFor(this.capacity);
-    this.u32 = wordsOf(mem);
+    super(mem);
     this.tail = this.saneTail();
     this.publishedTail = this.tail;
     this.head = this.loadHead();
@@ -242,22 +246,13 @@ export class RingProducer {
   }
 }
 
-export class RingConsumer {
-  private readonly mem: RingMemory;
-  private readonly u32: Uint32Array | undefined;
+export class RingConsumer extends RingEnd {
   private readonly scratch = new Uint8Array(FRAME_HEADER_SIZE);
   private readonly scratchView = new DataView(this.scratch.buffer);
-  private readonly capacity: number;
-  private readonly mask: number;
-  readonly maxBody: number;
   private head: number;
 
   constructor(mem: RingMemory) {
-    this.mem = mem;
-    this.capacity = mem.data.length;
-    this.mask = this.capacity - 1;
-    this.maxBody = maxBodyFor(this.capacity);
-    this.u32 = wordsOf(mem);
+    super(mem);
     this.head = Atomics.load(mem.words, (mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
   }
 
