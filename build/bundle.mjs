@@ -7,7 +7,8 @@
 // Why the code cache: under QEMU's TCG, V8 compiling the agent bundle takes about 1.7 s of the agent's start
 // (profiled in the guest); build/guest-image.sh writes the caches with the same node binary the guest runs.
 // Native packages stay external and are copied beside the bundles with only what they load at run time:
-//   koffi (its JS loader) + @koromix/koffi-linux-x64 (the glibc binary), @node-rs/crc32 + its linux-x64-gnu binary.
+//   koffi (the glibc binary from @koromix/koffi-linux-x64 behind a small loader, KOFFI_LOADER below),
+//   @node-rs/crc32 + its linux-x64-gnu binary.
 // The CRC module falls back to pure JS when @node-rs/crc32 is absent, koffi is required for the ring transport.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,21 +27,7 @@ const entries = {
 
 /** Files copied from node_modules (relative to node_modules), the minimum the packages load at run time. */
 const NATIVE_FILES = [
-  'koffi/package.json',
-  'koffi/index.cjs',
-  'koffi/index.js',
-  'koffi/indirect.cjs',
-  'koffi/indirect.js',
   'koffi/LICENSE.txt',
-  'koffi/src/koffi/index.cjs',
-  'koffi/src/koffi/index.js',
-  'koffi/src/koffi/indirect.cjs',
-  'koffi/src/koffi/indirect.js',
-  'koffi/src/koffi/src/static.cjs',
-  'koffi/src/koffi/src/static.js',
-  'koffi/src/koffi/src/trampolines.cjs',
-  '@koromix/koffi-linux-x64/package.json',
-  '@koromix/koffi-linux-x64/index.js',
   '@koromix/koffi-linux-x64/linux_x64/koffi.node',
   '@node-rs/crc32/package.json',
   '@node-rs/crc32/index.js',
@@ -108,6 +95,20 @@ module.exports = new Proxy(() => {}, {
 
 /** ws probes for optional native helpers at load (a failed module resolution each); the bundles never ship them. */
 const WS_DEFINES = { 'process.env.WS_NO_BUFFER_UTIL': '"1"', 'process.env.WS_NO_UTF_8_VALIDATE': '"1"' };
+
+/**
+ * The bundles' `koffi`: the native module itself. koffi's own loader (four CommonJS files: it finds the
+ * platform's package, reads node's ELF header to tell glibc from musl, wraps deprecated functions) took 0.1-0.3 s
+ * more than loading the binary alone under QEMU's TCG (measured in the guest), on the ring transport's path to
+ * its first frame. The bundles ship the linux-x64 glibc binary only (NATIVE_FILES), the build host's platform.
+ * The version check is the one koffi's loader makes.
+ */
+const KOFFI_LOADER = `'use strict';
+// Written by build/bundle.mjs: loads koffi's linux-x64 glibc binary directly (see KOFFI_LOADER there).
+const native = require('../@koromix/koffi-linux-x64/linux_x64/koffi.node');
+if (native.version !== '@VERSION@') throw new Error('Mismatched native Koffi module: ' + native.version + ', expected @VERSION@');
+module.exports = native;
+`;
 
 /** Starts NAME.cjs with NAME.cjs.cache as V8 code cache (BRIDGE_CODE_CACHE=write: write the cache at exit). */
 const LAUNCHER = `'use strict';
@@ -198,9 +199,12 @@ async function main() {
     fs.mkdirSync(path.dirname(to), { recursive: true });
     fs.copyFileSync(from, to);
   }
-  const required = ['koffi/index.cjs', 'koffi/src/koffi/index.cjs', '@koromix/koffi-linux-x64/linux_x64/koffi.node'];
+  const required = ['@koromix/koffi-linux-x64/linux_x64/koffi.node'];
   const lost = missing.filter((m) => required.includes(m));
   if (lost.length) throw new Error(`missing in node_modules (run npm ci): ${lost.join(', ')}`);
+  const koffiVersion = JSON.parse(fs.readFileSync(path.join(NM, 'koffi/package.json'), 'utf8')).version;
+  fs.writeFileSync(path.join(OUT, 'node_modules/koffi/package.json'), `${JSON.stringify({ name: 'koffi', version: koffiVersion, main: 'index.cjs', license: 'MIT' })}\n`);
+  fs.writeFileSync(path.join(OUT, 'node_modules/koffi/index.cjs'), KOFFI_LOADER.replaceAll('@VERSION@', koffiVersion));
   const sizes = fs.readdirSync(OUT).filter((f) => f.endsWith('.mjs')).map((f) => `${f} ${(fs.statSync(path.join(OUT, f)).size / 1024).toFixed(0)} KiB`);
   process.stdout.write(`bundle: ${sizes.join(', ')} + node_modules (koffi, @node-rs/crc32) in ${Date.now() - t0} ms -> ${path.relative(ROOT, OUT)}\n`);
 }

@@ -217,6 +217,9 @@ test('kill -9 at random points while writing: the file always parses and holds e
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   for (let round = 0; round < 8; round++) {
     const child = spawn(process.execPath, [CHILD, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // 'close', not 'exit': 'exit' may come before the last of the child's output has been read, and a missing
+    // tail would both hide acknowledgements and blame the wrong change as the one in flight.
+    const closed = new Promise<NodeJS.Signals | null>((r) => child.once('close', (_code, signal) => r(signal)));
     const acked = new Map<string, string>();
     let out = '';
     let err = '';
@@ -233,7 +236,7 @@ test('kill -9 at random points while writing: the file always parses and holds e
     });
     await new Promise((r) => setTimeout(r, 50 + Math.random() * 400));
     child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    t.is(await closed, 'SIGKILL', `the writer died before the kill: ${err}`);
     let inFlight: string | undefined;
     for (const line of out.split('\n')) {
       const b = /^begin (\S+)$/.exec(line);
@@ -245,12 +248,15 @@ test('kill -9 at random points while writing: the file always parses and holds e
       }
     }
     const ds = await DesiredState.open(dir, log);
+    // What a failure needs to be diagnosed: which copy was read, what the other slot held, the writer's last words.
+    const scan = scanSlots(fs.readFileSync(path.join(dir, 'state', 'apps.state')));
+    const context = `round ${round}, read slot ${scan.newest?.slot} seq ${scan.newest?.seq}, problems ${JSON.stringify(scan.problems)}, in flight ${inFlight}, output tail ${JSON.stringify(out.slice(-120))}`;
     // Every acknowledged change is there; the one change in flight at the kill may or may not be.
     for (const [name, what] of acked) {
       if (name === inFlight) continue;
       const a = ds.get(name);
-      if (what === 'removed') t.is(a, undefined, `${name} removed`);
-      else t.is(a?.generation, Number(what), `${name} at generation ${what}`);
+      if (what === 'removed') t.is(a, undefined, `${name} removed (found generation ${a?.generation}; ${context})`);
+      else t.is(a?.generation, Number(what), `${name} at generation ${what} (${context})`);
     }
     t.deepEqual(fs.readdirSync(path.join(dir, 'state')), ['apps.state'].filter((f) => fs.existsSync(path.join(dir, 'state', f))));
   }

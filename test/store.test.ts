@@ -47,6 +47,71 @@ async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Ar
 
 const tmpEntries = (root: string): Promise<string[]> => readdir(join(root, 'tmp'));
 const blobEntries = (root: string): Promise<string[]> => readdir(join(root, 'blobs', 'sha256'));
+/** Blobs still carrying the owner-execute bit: written in place and not (yet) sealed. */
+async function unsealedBlobs(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await blobEntries(root)) if (((await stat(join(root, 'blobs', 'sha256', e))).mode & 0o100) !== 0) out.push(e);
+  return out;
+}
+
+test('a blob is written in place and sealed; open() keeps a whole unsealed blob and deletes a partial one', async (t) => {
+  const store = await openTemp(t);
+  const bytes = randomBytes(50_000);
+  const { digest } = await store.put(bytes);
+  // The seal (clearing the execute bit) follows the put off its path; it lands within a few thread-pool turns.
+  for (let i = 0; i < 100 && (await unsealedBlobs(store.root)).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(await unsealedBlobs(store.root), []);
+  t.deepEqual(await tmpEntries(store.root), [], 'no temporary file on the way');
+  // What a crash mid-write leaves: unsealed files at their final names, one whole, one cut short.
+  const whole = randomBytes(30_000);
+  const cut = randomBytes(30_000);
+  const dir = join(store.root, 'blobs', 'sha256');
+  await writeFile(join(dir, parseDigest(digestOf(whole)).hex), whole, { mode: 0o744 });
+  await writeFile(join(dir, parseDigest(digestOf(cut)).hex), cut.subarray(0, 12_345), { mode: 0o744 });
+  const again = await ModuleStore.open(store.root);
+  t.deepEqual(await unsealedBlobs(store.root), []);
+  t.deepEqual((await blobEntries(store.root)).sort(), [parseDigest(digest).hex, parseDigest(digestOf(whole)).hex].sort());
+  t.deepEqual(await again.get(digestOf(whole)), whole);
+  t.false(await again.has(digestOf(cut)));
+  t.deepEqual(await again.verifyAll(), []);
+  // The bytes cut short can be stored again.
+  t.true((await again.put(cut)).created);
+  t.deepEqual(await again.get(digestOf(cut)), cut);
+});
+
+test('a blob being written is absent to readers until it is durable', async (t) => {
+  const store = await openTemp(t);
+  const bytes = randomBytes(256 * 1024);
+  const digest = digestOf(bytes);
+  const put = store.put(bytes);
+  // Whatever point the write has reached, a reader sees the whole blob or none.
+  const seen: boolean[] = [];
+  for (let i = 0; i < 20; i++) {
+    const has = await store.has(digest);
+    seen.push(has);
+    if (has) t.deepEqual(await store.get(digest), bytes);
+    else await rejectsWith(t, store.get(digest), 'AGT_ERR_NOT_FOUND');
+    t.deepEqual(await store.verifyAll(), []);
+  }
+  await put;
+  t.true(await store.has(digest));
+  t.deepEqual(await store.get(digest), bytes);
+});
+
+test('a store on a memory file system (tmpfs) works the same with its inline file calls', async (t) => {
+  const dir = await mkdtemp('/dev/shm/wasm-bridge-store-test-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = await ModuleStore.open(join(dir, 'store'));
+  const bytes = randomBytes(70_000);
+  const { blob, named } = store.putNamed(bytes, 'shm', { kind: 'command' }, digestOf(bytes));
+  t.true((await blob).created);
+  t.like(await named, { name: 'shm', digest: digestOf(bytes), size: 70_000 });
+  t.false((await store.put(bytes)).created);
+  const reopened = await ModuleStore.open(join(dir, 'store'));
+  t.deepEqual(await reopened.get(digestOf(bytes)), bytes);
+  t.deepEqual(await reopened.verifyAll(), []);
+  t.deepEqual(await unsealedBlobs(join(dir, 'store')), []);
+});
 
 test('put then get returns the same bytes under their sha256', async (t) => {
   const store = await openTemp(t);
@@ -368,6 +433,7 @@ test('SIGKILL at random moments never leaves a name on a missing or partial blob
   const root = await tempRoot(t);
   const kills = 20;
   let dirtyTmp = 0;
+  let unsealed = 0;
   let namesSeen = 0;
   for (let round = 0; round < kills; round++) {
     const child = spawn(process.execPath, [CHILD, root], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -388,8 +454,10 @@ test('SIGKILL at random moments never leaves a name on a missing or partial blob
     t.is(signal, 'SIGKILL', `round ${round}: child ended on its own (code ${code}): ${stderr}`);
 
     if ((await tmpEntries(root)).length > 0) dirtyTmp++;
+    if ((await unsealedBlobs(root)).length > 0) unsealed++;
     const store = await ModuleStore.open(root);
     t.deepEqual(await tmpEntries(root), [], `round ${round}: tmp/ not cleaned`);
+    t.deepEqual(await unsealedBlobs(root), [], `round ${round}: an unsealed blob survived open()`);
     t.deepEqual(await store.verifyAll(), [], `round ${round}: store inconsistent`);
     for (const record of await store.list()) {
       const bytes = await store.get(record.digest);
@@ -398,7 +466,7 @@ test('SIGKILL at random moments never leaves a name on a missing or partial blob
       namesSeen++;
     }
   }
-  t.log(`${kills} kills; ${dirtyTmp} left debris in tmp/; ${namesSeen} name checks`);
+  t.log(`${kills} kills; ${dirtyTmp} left debris in tmp/, ${unsealed} an unsealed blob; ${namesSeen} name checks`);
   t.true(namesSeen > 0, 'the child never got as far as naming a module');
 });
 

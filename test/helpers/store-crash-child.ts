@@ -1,7 +1,7 @@
 /**
  * Crash-test writer for test/store.test.ts: opens the store at argv[2], prints "ready", then puts and names
- * random modules forever, until the parent SIGKILLs it at a random moment. Sizes go up to 512 KiB so that
- * kills regularly land mid-write rather than between operations.
+ * random modules forever (put, putStream, putNamed), until the parent SIGKILLs it at a random moment. Sizes
+ * go up to 512 KiB so that kills regularly land mid-write rather than between operations.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { ModuleStore } from '../../agent/src/store/index.js';
@@ -20,9 +20,16 @@ async function main(): Promise<void> {
   for (let i = 0; ; i++) {
     const body = randomBytes(randomInt(1, 512 * 1024));
     const bytes = Buffer.concat([WASM_HEADER, body]);
-    const { digest } = i % 2 === 0 ? await store.put(bytes) : await store.putStream(chunks(bytes, 16 * 1024));
     const name = `mod-${randomInt(0, 6)}`;
-    await store.setName(name, digest, { kind: i % 3 === 0 ? 'reactor' : 'command', seq: i });
+    const meta = { kind: i % 3 === 0 ? 'reactor' : 'command', seq: i };
+    if (i % 3 === 2) {
+      // A deploy's path: the blob written in place, the name alongside it.
+      const { named } = store.putNamed(bytes, name, meta);
+      await named;
+    } else {
+      const { digest } = i % 3 === 0 ? await store.put(bytes) : await store.putStream(chunks(bytes, 16 * 1024));
+      await store.setName(name, digest, meta);
+    }
     if (randomInt(0, 4) === 0) await store.remove(`mod-${randomInt(0, 6)}`).catch(() => undefined);
   }
 }

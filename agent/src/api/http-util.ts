@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
+import { parseParams } from '../../../runner-proto/src/protocol/index.js';
 
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
@@ -122,7 +123,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 /** Validates a parsed value; the error names the failing field. */
 export function validateValue<T extends z.ZodType>(value: unknown, schema: T, where: string): z.infer<T> {
-  const r = schema.safeParse(value);
+  const r = schema.safeParse(value, parseParams(schema));
   if (!r.success) {
     const issue = r.error.issues[0]!;
     const field = issue.path.join('.') || '(body)';

@@ -217,15 +217,21 @@ export class AppService {
     }
 
     // 3. Overlapped: [blob durable (the name's record written meanwhile), then name + desired state durable]
-    // alongside [bytes to runner, then DEPLOY]. Started in that order: the store's writes first (the longest
-    // leg for new bytes), then the runner's (a held module's DEPLOY is on the ring when sendAndDeploy returns),
-    // then the desired state, whose write (one O_DSYNC write on a worker thread) runs while the runner works.
+    // alongside [bytes to runner, then DEPLOY]. Started in that order for new bytes: the store's writes first
+    // (the longest leg), then the runner's, then the desired state (which must wait for the blob anyway). With
+    // no bytes to store and the state on a disk, the desired-state write is queued first: it is the longer leg
+    // there (one O_DSYNC write on a thread-pool thread), and queued behind the DEPLOY it would wait for the
+    // agent to get its CPU back from the runner the DEPLOY's kick has woken. Written inline (tmpfs) it costs
+    // microseconds and goes after the DEPLOY, which it would otherwise hold back.
     const load = (): Promise<Uint8Array> => (bytes ? Promise.resolve(bytes) : store.get(digest));
     let storing: { blob: Promise<unknown>; named: Promise<unknown> | undefined } = { blob: Promise.resolve(), named: undefined };
+    let stateWrite: Promise<void> | undefined;
     if (source.kind === 'bytes') {
       const sig = source.signature;
       const meta = { kind, ...(verdict.signed ? { signer: verdict.keyId } : {}), ...(typeof sig === 'string' ? { signature: sig } : sig ? { signature: Buffer.from(sig).toString('base64') } : {}) };
-      storing = moduleName ? store.putNamed(source.bytes, moduleName, meta) : { blob: store.put(source.bytes), named: undefined };
+      storing = moduleName ? store.putNamed(source.bytes, moduleName, meta, digest) : { blob: store.put(source.bytes, { expectedDigest: digest }), named: undefined };
+    } else if (!desired.writesInline) {
+      stateWrite = desired.put(spec);
     }
     let transferred = false;
     const deployed: Promise<DeployResult | undefined> = connected
@@ -234,7 +240,7 @@ export class AppService {
           return r.result;
         })
       : Promise.resolve(undefined);
-    const persisted = Promise.all([source.kind === 'bytes' ? storing.blob.then(() => desired.put(spec)) : desired.put(spec), storing.named]).then(() => undefined);
+    const persisted = Promise.all([stateWrite ?? (source.kind === 'bytes' ? storing.blob.then(() => desired.put(spec)) : desired.put(spec)), storing.named]).then(() => undefined);
     const [p, d] = await Promise.allSettled([persisted, deployed]);
 
     if (p.status === 'rejected') {

@@ -9,6 +9,7 @@ import { ls, rm, run, upload, uploadFile } from './commands-modules.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { looksLikeFile, out } from './output.js';
+import { waitForFile } from './wait-socket.js';
 
 /** The agent's address: --tcp (with a token) or the Unix socket. */
 function addressOf(g: GlobalOptions, env: NodeJS.ProcessEnv): AgentAddress {
@@ -56,8 +57,15 @@ async function main(argv: string[]): Promise<number> {
     out(COMMAND_HELP[cmd]);
     return EXIT.OK;
   }
-  const client = new AgentClient(addressOf(global, process.env), { ...(global.timeoutMs !== undefined ? { timeoutMs: global.timeoutMs } : {}), ...waitOf(process.env) });
+  const address = addressOf(global, process.env);
+  const wait = waitOf(process.env);
+  const client = new AgentClient(address, { ...(global.timeoutMs !== undefined ? { timeoutMs: global.timeoutMs } : {}), ...wait });
   const json = global.json;
+  if (wait.waitMs !== undefined && 'socketPath' in address) {
+    // The WebSocket client loads while the agent starts, for the commands that run a module.
+    if (cmd === 'run' || looksLikeFile(cmd)) client.prepareRun();
+    await waitForFile(address.socketPath, wait.waitMs);
+  }
   try {
     switch (cmd) {
       case 'upload':

@@ -100,18 +100,25 @@ export const metricsSchema = z.strictObject({
   processMetrics: z.boolean().default(true),
 });
 
+/**
+ * A section's defaults are its schema applied to {}, once per process: without zod's eval-compiled fast path,
+ * which would be generated and compiled for each section only to run once (about 0.2 s of the agent's start
+ * under QEMU's TCG; see loadAgentConfig).
+ */
+const ONCE = { jitless: true } as const;
+
 export const configFileSchema = z.strictObject({
   /** Module store (blobs/, names/) and desired state (state/apps.state) live here. */
   stateDir: z.string().min(1).default('/var/lib/wasmedge-agent'),
   runner: runnerSchema,
   api: apiSchema,
-  policy: checkPolicySchema.default(() => checkPolicySchema.parse({})),
-  trust: trustSchema.default(() => trustSchema.parse({})),
+  policy: checkPolicySchema.default(() => checkPolicySchema.parse({}, ONCE)),
+  trust: trustSchema.default(() => trustSchema.parse({}, ONCE)),
   inbox: inboxSchema.optional(),
-  apps: appsSchema.default(() => appsSchema.parse({})),
-  logs: logsSchema.default(() => logsSchema.parse({})),
-  reconcile: reconcileSchema.default(() => reconcileSchema.parse({})),
-  metrics: metricsSchema.default(() => metricsSchema.parse({})),
+  apps: appsSchema.default(() => appsSchema.parse({}, ONCE)),
+  logs: logsSchema.default(() => logsSchema.parse({}, ONCE)),
+  reconcile: reconcileSchema.default(() => reconcileSchema.parse({}, ONCE)),
+  metrics: metricsSchema.default(() => metricsSchema.parse({}, ONCE)),
 });
 
 export type AgentConfigData = z.infer<typeof configFileSchema>;

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: sizes libuv's thread pool before any import can start it.
+import './threadpool.js';
 import { mkdir } from 'node:fs/promises';
 import { AgentError, toAgentError } from '../../../runner-proto/src/errors/index.js';
 import { ApiServer } from '../api/index.js';

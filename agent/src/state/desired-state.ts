@@ -2,6 +2,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../../../runner-proto/src/errors/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
+import { fileOpsFor } from '../store/file-ops.js';
 import { STATE_FORMAT_VERSION, stateFileSchema, type AppSpec, type StateFile } from './app-spec.js';
 import { sweepTemporaries, syncDir } from './atomic-file.js';
 import { SlotFile, type SlotScan } from './slot-file.js';
@@ -41,10 +42,16 @@ export class DesiredState {
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private flushTimer: NodeJS.Timeout | undefined;
   writes = 0;
+  /**
+   * Writes run inline on the event loop (a memory file system, see FileOps): a write then costs less than a
+   * thread-pool hop, so a caller starting other work beside it (a DEPLOY) should start that first.
+   */
+  readonly writesInline: boolean;
 
   private constructor(file: string, logger: Logger) {
     this.file = file;
     this.logger = logger;
+    this.writesInline = fileOpsFor(path.dirname(file)).kind === 'inline';
   }
 
   /**

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
+import { dirname } from 'node:path';
 import { crc32c } from '../../../runner-proto/src/crc/index.js';
+import { DSYNC, fileOpsFor, type FileOps } from '../store/file-ops.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 /**
@@ -27,13 +28,6 @@ const MIN_SLOT_BYTES = 16 * 1024;
 const PAGE = 4096;
 const HEADER_RE = /^WBSTATE1 seq=([0-9a-f]{16}) len=([0-9a-f]{8}) crc=([0-9a-f]{8}) *\n$/;
 
-const write = promisify(fs.write);
-const fdatasync = promisify(fs.fdatasync);
-const close = promisify(fs.close);
-const open = promisify(fs.open);
-
-/** O_DSYNC where the platform has it; elsewhere each write is followed by fdatasync. */
-const DSYNC = fs.constants.O_DSYNC as number | undefined;
 
 export interface SlotCopy {
   readonly slot: 0 | 1;
@@ -112,6 +106,8 @@ function slotSizeFor(recordBytes: number): number {
  */
 export class SlotFile {
   readonly path: string;
+  /** Inline on a memory file system (the write is a copy there), the thread pool elsewhere: see FileOps. */
+  private readonly ops: FileOps;
   private fd: number | undefined;
   private slotBytes: number;
   /** The slot holding the newest durable copy, and its sequence number. */
@@ -120,6 +116,7 @@ export class SlotFile {
 
   private constructor(path: string, fd: number | undefined, slotBytes: number, current: 0 | 1, seq: number) {
     this.path = path;
+    this.ops = fileOpsFor(dirname(path));
     this.fd = fd;
     this.slotBytes = slotBytes;
     this.current = current;
@@ -168,13 +165,10 @@ export class SlotFile {
     }
     const target: 0 | 1 = this.current === 0 ? 1 : 0;
     const buf = encodeSlot(seq, payload);
-    const fd = await this.descriptor();
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesWritten } = await write(fd, buf, off, buf.length - off, target * this.slotBytes + off);
-      off += bytesWritten;
-    }
-    if (DSYNC === undefined) await fdatasync(fd);
+    // No await when the file is open: the write is queued before the caller's next step (see AppService.deploy).
+    const fd = this.fd ?? (await this.descriptor());
+    await this.ops.writeAll(fd, buf, target * this.slotBytes);
+    if (DSYNC === undefined) await this.ops.fsync(fd);
     // Only now: until the write is durable the other slot stays the one to keep (a failed write is retried
     // into the same, expendable slot).
     this.current = target;
@@ -184,11 +178,11 @@ export class SlotFile {
   async close(): Promise<void> {
     const fd = this.fd;
     this.fd = undefined;
-    if (fd !== undefined) await close(fd);
+    if (fd !== undefined) await this.ops.close(fd);
   }
 
   private async descriptor(): Promise<number> {
-    this.fd ??= await open(this.path, fs.constants.O_RDWR | (DSYNC ?? 0));
+    this.fd ??= await this.ops.open(this.path, fs.constants.O_RDWR | (DSYNC ?? 0));
     return this.fd;
   }
 
@@ -204,6 +198,6 @@ export class SlotFile {
     this.slotBytes = slotBytes;
     this.current = 0;
     this.seq = seq;
-    if (old !== undefined) await close(old).catch(() => undefined);
+    if (old !== undefined) await this.ops.close(old).catch(() => undefined);
   }
 }

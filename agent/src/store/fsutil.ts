@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import fs, { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { AgentError } from '../../../runner-proto/src/errors/index.js';
+import { DSYNC, threadpoolOps, type FileOps } from './file-ops.js';
 
 export function errnoCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -38,38 +38,40 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-const openFd = promisify(fs.open);
-const fsyncFd = promisify(fs.fsync);
-
 /**
- * fsyncDir() with each directory opened once and kept open: a sync is then one request to the thread pool
- * instead of three (open, fsync, close), on the path of every blob and name a deploy stores. Plain descriptors
- * (not FileHandles) so an owner that is dropped without close() leaks them quietly instead of warning; the
- * store lives as long as its process.
+ * fsyncDir() with each directory opened once and kept open: a sync is then one request (see FileOps) instead of
+ * three (open, fsync, close), on the path of every blob and name a deploy stores. Plain descriptors (not
+ * FileHandles) so an owner that is dropped without close() leaks them quietly instead of warning; the store
+ * lives as long as its process.
  */
 export class DirSyncer {
   private readonly fds = new Map<string, Promise<number>>();
 
+  constructor(private readonly ops: FileOps = threadpoolOps) {}
+
   async sync(dir: string): Promise<void> {
     let fd = this.fds.get(dir);
     if (fd === undefined) {
-      fd = openFd(dir, 'r');
+      fd = this.ops.open(dir, fs.constants.O_RDONLY);
       this.fds.set(dir, fd);
       // A failed open is not cached: the next sync tries again.
       fd.catch(() => this.fds.delete(dir));
     }
-    await fsyncFd(await fd);
+    await this.ops.fsync(await fd);
   }
 }
 
-/** `wx` so that a colliding temp name fails loudly instead of two writers sharing one file. */
-export async function writeSynced(path: string, data: Uint8Array | string): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
+/**
+ * O_EXCL so that a colliding temp name fails loudly instead of two writers sharing one file; O_DSYNC so that
+ * the write returns durable (data and size), one request instead of a write and an fsync.
+ */
+export async function writeSynced(path: string, data: Uint8Array | string, ops: FileOps = threadpoolOps): Promise<void> {
+  const fd = await ops.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (DSYNC ?? 0), 0o644);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
+    await ops.writeAll(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    if (DSYNC === undefined) await ops.fsync(fd);
   } finally {
-    await fh.close();
+    await ops.close(fd);
   }
 }
 

@@ -6,10 +6,18 @@
  *   ├── names/<name>.json       {name, digest, size, createdAt, updatedAt, meta?}; replaced whole
  *   └── tmp/                    writes in progress; anything found here by open() is debris from a crash
  *
- * Every write follows one pattern: write under tmp/, fsync the file, rename it into place, fsync the target
- * directory. rename(2) within one filesystem is atomic, so a reader sees no file or a complete one, never a
- * partial one. A name is written only after its blob's directory entry has been synced (put() returns after
- * that), so no crash can leave a name pointing at a missing blob.
+ * Names (and blobs of unknown digest: putStream) follow one pattern: write under tmp/ and make it durable
+ * (O_DSYNC write, or fsync), rename it into place, fsync the target directory. rename(2) within one filesystem is atomic, so a reader sees no
+ * file or a complete one, never a partial one. A name is written only after its blob's directory entry has
+ * been synced (put() returns after that), so no crash can leave a name pointing at a missing blob.
+ *
+ * A blob whose digest is known up front (put, putNamed: every upload and deploy of bytes) is written at its
+ * final name instead (O_EXCL), with the owner-execute bit set while it is unfinished ("unsealed"): an O_DSYNC
+ * write, an fsync of blobs/, then the bit is cleared. On ext4 that is one journal commit instead of two (the rename's), the
+ * larger part of what a new module waits for. A crash can leave an unsealed blob partly written; it is never
+ * referenced (references are written only after it is durable), and open() hashes every unsealed blob, clears
+ * the bit of those that are whole and deletes the rest. Inside the process a blob being written is absent to
+ * every reader until it is durable (#writing). Blobs written by earlier versions have no execute bit: sealed.
  *
  * One process owns a root at a time: open() empties tmp/, which would destroy a live writer's files.
  *
@@ -20,12 +28,14 @@
  *                 spool in parallel, then commit one after another and all but the first see created:false
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import fs from 'node:fs';
+import { chmod, mkdir, open, readFile, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { pino } from 'pino';
 import { AgentError } from '../../../runner-proto/src/errors/index.js';
 import type { Logger } from '../../../runner-proto/src/log/index.js';
 import { DIGEST_ALGORITHM, formatDigest, parseDigest } from './digest.js';
+import { DSYNC, fileOpsFor, type FileOps } from './file-ops.js';
 import { DirSyncer, errnoCode, fsyncDir, io, ioError, removeQuietly, sha256File, writeSynced } from './fsutil.js';
 import { KeyedLock } from './keyed-lock.js';
 import { isValidName, validateName } from './name.js';
@@ -79,6 +89,10 @@ export interface StoreProblem {
 }
 
 const HEX_NAME = /^[0-9a-f]{64}$/;
+/** Owner-execute: set on a blob while it is written at its final name, cleared once it is durable (see above). */
+const UNSEALED_BIT = 0o100;
+/** O_DSYNC: each write returns once its data (and the size to read it back) is durable, one request instead of two. */
+const CREATE_EXCL_DSYNC = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (DSYNC ?? 0);
 const RECORD_SUFFIX = '.json';
 
 export class ModuleStore {
@@ -99,7 +113,12 @@ export class ModuleStore {
    * stat: one process owns the root, and gc() forgets what it deletes. verifyAll() and setName() still stat.
    */
   readonly #sizes = new Map<string, number>();
-  readonly #dirs = new DirSyncer();
+  /** Name records this process wrote (one process owns the root), for the createdAt a rewrite keeps. */
+  readonly #written = new Map<string, NameRecord>();
+  /** Blobs being written at their final name: not there yet for any reader. */
+  readonly #writing = new Set<string>();
+  readonly #ops: FileOps;
+  readonly #dirs: DirSyncer;
 
   private constructor(root: string, maxModuleBytes: number, graceMs: number, log: Logger) {
     this.root = root;
@@ -109,6 +128,8 @@ export class ModuleStore {
     this.#blobDir = join(root, 'blobs', DIGEST_ALGORITHM);
     this.#nameDir = join(root, 'names');
     this.#tmpDir = join(root, 'tmp');
+    this.#ops = fileOpsFor(root);
+    this.#dirs = new DirSyncer(this.#ops);
   }
 
   static async open(root: string, options: ModuleStoreOptions = {}): Promise<ModuleStore> {
@@ -125,6 +146,8 @@ export class ModuleStore {
       });
     }
     const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'store' });
+    // Before the constructor: it asks the file system under the root what it is (see FileOps).
+    await io('create directory', root, () => mkdir(root, { recursive: true }));
     const store = new ModuleStore(resolvePath(root), maxModuleBytes, graceMs, log);
     await store.#prepare();
     return store;
@@ -144,7 +167,31 @@ export class ModuleStore {
       await io('sync directory', dir, () => fsyncDir(dir));
     }
     if (debris.length > 0) this.#log.warn({ removed: debris.length }, 'removed unfinished writes left by a crash');
-    this.#log.info({ root: this.root }, 'module store opened');
+    await this.#settleUnsealed();
+    this.#log.info({ root: this.root, io: this.#ops.kind }, 'module store opened');
+  }
+
+  /** Unsealed blobs are writes a crash interrupted: whole ones are sealed, the others deleted (see the header). */
+  async #settleUnsealed(): Promise<void> {
+    let removed = 0;
+    for (const entry of await io('list', this.#blobDir, () => readdir(this.#blobDir))) {
+      if (!HEX_NAME.test(entry)) continue;
+      const path = join(this.#blobDir, entry);
+      const st = await io('stat', path, () => stat(path));
+      if (!st.isFile() || (st.mode & UNSEALED_BIT) === 0) continue;
+      if ((await io('read', path, () => sha256File(path))) === entry) {
+        // Not synced: a seal lost in a power cut only means this check runs again.
+        await io('seal', path, () => chmod(path, st.mode & 0o777 & ~UNSEALED_BIT));
+        this.#log.warn({ digest: formatDigest(entry) }, 'blob written just before a crash is whole; kept');
+      } else {
+        await io('remove crash debris', path, () => unlink(path));
+        removed++;
+      }
+    }
+    if (removed > 0) {
+      await io('sync directory', this.#blobDir, () => fsyncDir(this.#blobDir));
+      this.#log.warn({ removed }, 'removed blobs a crash left partly written');
+    }
   }
 
   /**
@@ -174,9 +221,10 @@ export class ModuleStore {
    * put() and setName() for one module, overlapped: the name's record is written and synced while the blob is,
    * and renamed into place only once the blob is durable, so a name still never points at a missing blob, with
    * one directory sync fewer on the way. `blob` settles when the blob is durable (what other state may refer
-   * to it from then on), `named` when the name is too; a failed blob fails both.
+   * to it from then on), `named` when the name is too; a failed blob fails both. `digest`: the caller's own
+   * sha256 of these very bytes (the agent hashes an upload once, to check it), which saves hashing it again.
    */
-  putNamed(bytes: Uint8Array, name: string, meta?: ModuleMeta): { blob: Promise<PutResult>; named: Promise<NameRecord> } {
+  putNamed(bytes: Uint8Array, name: string, meta?: ModuleMeta, digest?: string): { blob: Promise<PutResult>; named: Promise<NameRecord> } {
     let hex: string;
     let metaCopy: ModuleMeta | undefined;
     try {
@@ -186,7 +234,7 @@ export class ModuleStore {
       if (bytes.byteLength > this.maxModuleBytes) throw this.#tooLarge(bytes.byteLength, this.maxModuleBytes, 'maxModuleBytes');
       validateName(name);
       metaCopy = meta === undefined ? undefined : checkMeta(meta);
-      hex = createHash(DIGEST_ALGORITHM).update(bytes).digest('hex');
+      hex = digest === undefined ? createHash(DIGEST_ALGORITHM).update(bytes).digest('hex') : parseDigest(digest).hex;
     } catch (err) {
       const failed = Promise.reject(err);
       return { blob: failed, named: failed };
@@ -200,22 +248,73 @@ export class ModuleStore {
     return this.#locks.run(`blob:${hex}`, async () => {
       this.#pinUnnamed(hex);
       const digest = formatDigest(hex);
-      if (await this.#hasIntactEntry(hex, bytes.byteLength)) {
-        this.#remember(hex, bytes.byteLength);
-        return { digest, size: bytes.byteLength, created: false };
+      const size = bytes.byteLength;
+      // The common case (new bytes) tries the create first: an existing blob answers EEXIST in the same call.
+      const written = await this.#writeInPlace(hex, bytes);
+      if (written === undefined) {
+        if (await this.#hasIntactEntry(hex, size)) {
+          this.#remember(hex, size);
+          return { digest, size, created: false };
+        }
+        // Damaged (wrong size): replaced whole, by rename, since the file is in place.
+        const tmp = this.#tmpPath('blob');
+        try {
+          await io('write', tmp, () => writeSynced(tmp, bytes, this.#ops));
+          await this.#commitBlob(tmp, hex);
+        } catch (err) {
+          await removeQuietly(tmp);
+          throw err;
+        }
       }
-      const tmp = this.#tmpPath('blob');
-      try {
-        await io('write', tmp, () => writeSynced(tmp, bytes));
-        await this.#commitBlob(tmp, hex);
-      } catch (err) {
-        await removeQuietly(tmp);
-        throw err;
-      }
-      this.#remember(hex, bytes.byteLength);
-      this.#log.info({ digest, size: bytes.byteLength }, 'blob stored');
-      return { digest, size: bytes.byteLength, created: true };
+      this.#remember(hex, size);
+      this.#log.info({ digest, size }, 'blob stored');
+      return { digest, size, created: true };
     });
+  }
+
+  /**
+   * Writes a new blob at its final name, unsealed, and makes it durable (file, then directory); the seal is set
+   * afterwards, off the caller's path. undefined when a file of that name exists. Caller holds 'blob:<hex>'.
+   */
+  async #writeInPlace(hex: string, bytes: Uint8Array): Promise<true | undefined> {
+    const path = join(this.#blobDir, hex);
+    const ops = this.#ops;
+    // Before the file exists: a reader's stat or read that sees it finds the mark when it returns.
+    this.#writing.add(hex);
+    let fd: number;
+    try {
+      fd = await ops.open(path, CREATE_EXCL_DSYNC, 0o744);
+    } catch (err) {
+      this.#writing.delete(hex);
+      if (errnoCode(err) === 'EEXIST') return undefined;
+      throw ioError('create', path, err);
+    }
+    try {
+      await io('write', path, () => ops.writeAll(fd, bytes));
+      if (DSYNC === undefined) await io('sync', path, () => ops.fsync(fd));
+      await io('sync directory', this.#blobDir, () => this.#dirs.sync(this.#blobDir));
+    } catch (err) {
+      this.#writing.delete(hex);
+      await ops.close(fd).catch(() => undefined);
+      await removeQuietly(path);
+      throw err;
+    }
+    this.#writing.delete(hex);
+    void this.#seal(fd, path);
+    return true;
+  }
+
+  /** Clears the unsealed bit of a durable blob and closes it. Not synced: a lost seal is checked again at open(). */
+  async #seal(fd: number, path: string): Promise<void> {
+    const ops = this.#ops;
+    try {
+      const st = await ops.fstat(fd);
+      await ops.fchmod(fd, st.mode & 0o777 & ~UNSEALED_BIT);
+    } catch (err) {
+      this.#log.warn({ path, err: String(err) }, 'could not seal a stored blob; open() will check it');
+    } finally {
+      await ops.close(fd).catch(() => undefined);
+    }
   }
 
   async putStream(source: AsyncIterable<Uint8Array>, opts: PutStreamOptions = {}): Promise<PutResult> {
@@ -282,6 +381,7 @@ export class ModuleStore {
   async get(digest: string): Promise<Buffer> {
     const { hex } = parseDigest(digest);
     const path = join(this.#blobDir, hex);
+    if (this.#writing.has(hex)) throw notFoundBlob(digest);
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
@@ -292,6 +392,8 @@ export class ModuleStore {
       }
       throw ioError('read', path, err);
     }
+    // Read while it was being written in place (#writeInPlace): not there yet.
+    if (this.#writing.has(hex)) throw notFoundBlob(digest);
     const actual = createHash(DIGEST_ALGORITHM).update(bytes).digest('hex');
     if (actual !== hex) {
       this.#log.error({ digest, actual: formatDigest(actual), path }, 'blob corrupted on disk');
@@ -327,11 +429,13 @@ export class ModuleStore {
         field: 'digest',
       });
     }
-    const previous = await this.#readRecord(name).catch((err: unknown) => {
-      // A damaged record is about to be replaced whole; losing its createdAt is the only cost.
-      this.#log.warn({ name, err }, 'replacing unreadable name record');
-      return undefined;
-    });
+    // Only createdAt is carried over, so the record this process last wrote serves: no read on a deploy's path.
+    const previous = this.#written.get(name) ??
+      (await this.#readRecord(name).catch((err: unknown) => {
+        // A damaged record is about to be replaced whole; losing its createdAt is the only cost.
+        this.#log.warn({ name, err }, 'replacing unreadable name record');
+        return undefined;
+      }));
     const now = new Date().toISOString();
     const record: NameRecord = {
       name,
@@ -344,15 +448,18 @@ export class ModuleStore {
     const target = this.#namePath(name);
     const tmp = this.#tmpPath('name');
     try {
-      await io('write', tmp, () => writeSynced(tmp, `${JSON.stringify(record, null, 2)}\n`));
+      await io('write', tmp, () => writeSynced(tmp, `${JSON.stringify(record, null, 2)}\n`, this.#ops));
       // A name made durable before its blob could outlive it in a power cut.
       if (pending) await pending.durable;
-      await io('rename into place', target, () => rename(tmp, target));
+      await io('rename into place', target, () => this.#ops.rename(tmp, target));
     } catch (err) {
       await removeQuietly(tmp);
       throw err;
     }
     await io('sync directory', this.#nameDir, () => this.#dirs.sync(this.#nameDir));
+    this.#written.delete(name);
+    this.#written.set(name, record);
+    if (this.#written.size > 4096) this.#written.delete(this.#written.keys().next().value!);
     this.#unnamed.delete(hex);
     this.#log.info({ name, digest: record.digest, previous: previous?.digest }, 'name set');
     return freezeRecord(record);
@@ -399,6 +506,7 @@ export class ModuleStore {
         throw new AgentError('AGT_ERR_NOT_FOUND', `no module named ${JSON.stringify(name)} to remove`, { field: 'name' });
       }
       const path = this.#namePath(name);
+      this.#written.delete(name);
       await io('remove', path, () => unlink(path));
       await io('sync directory', this.#nameDir, () => this.#dirs.sync(this.#nameDir));
       this.#log.info({ name, digest: record.digest }, 'name removed');
@@ -498,6 +606,7 @@ export class ModuleStore {
         problems.push({ kind: 'stray-file', path, message: `${path} is not named by 64 lowercase hex digits` });
         continue;
       }
+      if (this.#writing.has(entry)) continue; // not there yet
       let actual: string;
       try {
         actual = await sha256File(path);
@@ -542,15 +651,17 @@ export class ModuleStore {
 
   async #commitBlob(tmp: string, hex: string): Promise<void> {
     const target = join(this.#blobDir, hex);
-    await io('rename into place', target, () => rename(tmp, target));
+    await io('rename into place', target, () => this.#ops.rename(tmp, target));
     await io('sync directory', this.#blobDir, () => this.#dirs.sync(this.#blobDir));
   }
 
   async #blobSize(hex: string): Promise<number | undefined> {
+    if (this.#writing.has(hex)) return undefined;
     const path = join(this.#blobDir, hex);
     try {
       const st = await stat(path);
-      return st.isFile() ? st.size : undefined;
+      // Checked again: the stat may have seen a blob being written in place.
+      return st.isFile() && !this.#writing.has(hex) ? st.size : undefined;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return undefined;
       throw ioError('stat', path, err);
@@ -562,7 +673,7 @@ export class ModuleStore {
     const path = this.#namePath(name);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await this.#ops.readFile(path)).toString('utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return undefined;
       throw ioError('read', path, err);

@@ -42,4 +42,5 @@ export {
   encodeCallBatchRequest,
   encodeCallBatchResults,
 } from './call-batch-bin.js';
+export { lazySchema, memo, parseParams } from './lazy.js';
 export { JSON_FLAGS, decodeJson, encodeJson, joinHead, splitHead } from './json.js';

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { AgentError } from '../errors/index.js';
 import { FLAG_BODY_CRC, FLAG_JSON } from '../frame/index.js';
+import { parseParams } from './lazy.js';
 import { msgTypeName } from './messages.js';
 
 const encoder = new TextEncoder();
@@ -21,7 +22,7 @@ export function decodeJson<T extends z.ZodType>(type: number, body: Uint8Array, 
   } catch (err) {
     throw new AgentError('AGT_ERR_PROTOCOL', `${msgTypeName(type)} body is not valid UTF-8 JSON: ${(err as Error).message}`);
   }
-  const r = schema.safeParse(raw);
+  const r = schema.safeParse(raw, parseParams(schema));
   if (!r.success) {
     const issue = r.error.issues[0]!;
     const field = issue.path.join('.') || '(body)';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema, memo } from './lazy.js';
 
 /** Protocol version spoken by this build; HELLO negotiates the highest both sides support. */
 export const PROTOCOL_VERSION = 1;
@@ -46,31 +47,37 @@ export function msgTypeName(type: number): string {
 
 export const CAPABILITIES = ['module-transfer', 'run', 'stream-output', 'kill', 'apps', 'call', 'call-batch', 'call-batch-bin', 'invoke', 'module-pipeline'] as const;
 
-export const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>');
+// Every schema is built on its first use (lazy.ts): each is a memoised factory, composed from the others' real
+// instances, and exported under its name as a stand-in that builds it when first touched.
+const digest = memo(() => z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>'));
+export const digestSchema = lazySchema(digest);
 
-export const helloSchema = z.object({
+const hello = memo(() => z.object({
   versions: z.array(z.number().int().positive()).min(1).max(16),
   role: z.enum(['agent', 'runner']),
   epoch: z.number().int().nonnegative(),
   capabilities: z.array(z.string().max(64)).max(64),
   maxBody: z.number().int().positive(),
   software: z.string().max(128).optional(),
-});
+}));
+export const helloSchema = lazySchema(hello);
 export type Hello = z.infer<typeof helloSchema>;
 
-export const helloAckSchema = z.object({
+const helloAck = memo(() => z.object({
   version: z.number().int().positive(),
   epoch: z.number().int().nonnegative(),
   capabilities: z.array(z.string().max(64)).max(64),
   engines: z.array(z.string().max(64)).max(16),
   modules: z.number().int().nonnegative(),
   software: z.string().max(128).optional(),
-});
+}));
+export const helloAckSchema = lazySchema(helloAck);
 export type HelloAck = z.infer<typeof helloAckSchema>;
 
-export const moduleHaveSchema = z.object({ digest: digestSchema });
-export const moduleBeginSchema = z.object({
-  digest: digestSchema,
+const moduleHave = memo(() => z.object({ digest: digest() }));
+export const moduleHaveSchema = lazySchema(moduleHave);
+const moduleBegin = memo(() => z.object({
+  digest: digest(),
   size: z.number().int().nonnegative(),
   chunkSize: z.number().int().positive(),
   /**
@@ -78,42 +85,47 @@ export const moduleBeginSchema = z.object({
    * MODULE_END can follow without waiting; that ERROR (same id) then answers the MODULE_END.
    */
   ack: z.boolean().optional(),
-});
+}));
+export const moduleBeginSchema = lazySchema(moduleBegin);
 export type ModuleBegin = z.infer<typeof moduleBeginSchema>;
-export const moduleEndSchema = z.object({ digest: digestSchema });
+const moduleEnd = memo(() => z.object({ digest: digest() }));
+export const moduleEndSchema = lazySchema(moduleEnd);
 
-const envNameSchema = z.string().min(1).max(256).regex(/^[^=\0]+$/, 'env names may not contain = or NUL');
+const envName = memo(() => z.string().min(1).max(256).regex(/^[^=\0]+$/, 'env names may not contain = or NUL'));
 
 /** A directory the module sees (`guest`) backed by a host directory; read-only unless said. */
-export const preopenSchema = z.strictObject({
+const preopen = memo(() => z.strictObject({
   guest: z.string().min(1).max(4096),
   host: z.string().min(1).max(4096),
   readonly: z.boolean(),
-});
+}));
+export const preopenSchema = lazySchema(preopen);
 
-export const limitsSchema = z
+const limits = memo(() => z
   .object({
     timeMs: z.number().int().nonnegative().optional(),
     memoryPages: z.number().int().nonnegative().max(65536).optional(),
     outputBytes: z.number().int().nonnegative().optional(),
     gas: z.number().int().nonnegative().optional(),
   })
-  .strict();
+  .strict());
+export const limitsSchema = lazySchema(limits);
 
-export const runSchema = z
+const run = memo(() => z
   .object({
-    digest: digestSchema,
+    digest: digest(),
     argv0: z.string().max(4096),
     args: z.array(z.string().max(65536)).max(4096),
-    env: z.record(envNameSchema, z.string().max(65536)),
-    limits: limitsSchema.optional(),
-    preopens: z.array(preopenSchema).max(64).optional(),
+    env: z.record(envName(), z.string().max(65536)),
+    limits: limits().optional(),
+    preopens: z.array(preopen()).max(64).optional(),
     engine: z.string().max(64).optional(),
   })
-  .strict();
+  .strict());
+export const runSchema = lazySchema(run);
 export type RunMessage = z.infer<typeof runSchema>;
 
-export const exitSchema = z.object({
+const exit = memo(() => z.object({
   reason: z.enum(['exit', 'trap', 'timeout', 'memory', 'output', 'gas', 'killed', 'load']),
   exitCode: z.number().int(),
   message: z.string().max(65536).optional(),
@@ -124,105 +136,120 @@ export const exitSchema = z.object({
     start: z.enum(['cold', 'warm']).optional(),
     startMs: z.number().nonnegative().optional(),
   }),
-});
+}));
+export const exitSchema = lazySchema(exit);
 export type ExitMessage = z.infer<typeof exitSchema>;
 
-export const killSchema = z.object({ graceMs: z.number().int().nonnegative().max(600_000).optional() });
+const kill = memo(() => z.object({ graceMs: z.number().int().nonnegative().max(600_000).optional() }));
+export const killSchema = lazySchema(kill);
 
-export const errorBodySchema = z.object({
+const errorBody = memo(() => z.object({
   code: z.string().max(64),
   message: z.string().max(65536),
   details: z.record(z.string(), z.unknown()).optional(),
-});
+}));
+export const errorBodySchema = lazySchema(errorBody);
 
-export const appNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'app names are 1-128 of [A-Za-z0-9._-], starting with a letter or digit');
+const appName = memo(() => z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'app names are 1-128 of [A-Za-z0-9._-], starting with a letter or digit'));
+export const appNameSchema = lazySchema(appName);
 
-
-export const poolSchema = z.strictObject({
+const pool = memo(() => z.strictObject({
   /** Instances kept warm even when idle (0 allows scale to zero). */
   min: z.number().int().nonnegative().max(1024),
   /** Upper bound on instances serving this app at once. */
   max: z.number().int().positive().max(1024),
   /** An idle app drops to `min` instances after this long. */
   idleMs: z.number().int().positive().max(86_400_000),
-});
+}));
+export const poolSchema = lazySchema(pool);
 export type PoolConfig = z.infer<typeof poolSchema>;
 
-export const appOptionsSchema = z.strictObject({
+const appOptions = memo(() => z.strictObject({
   args: z.array(z.string().max(65536)).max(4096),
-  env: z.record(envNameSchema, z.string().max(65536)),
-  preopens: z.array(preopenSchema).max(64),
-  limits: limitsSchema,
+  env: z.record(envName(), z.string().max(65536)),
+  preopens: z.array(preopen()).max(64),
+  limits: limits(),
   engine: z.string().max(64).optional(),
-  pool: poolSchema,
-});
+  pool: pool(),
+}));
+export const appOptionsSchema = lazySchema(appOptions);
 export type AppOptions = z.infer<typeof appOptionsSchema>;
 
-export const deploySchema = z.strictObject({
-  app: appNameSchema,
-  digest: digestSchema,
+const deploy = memo(() => z.strictObject({
+  app: appName(),
+  digest: digest(),
   kind: z.enum(['command', 'reactor']),
-  options: appOptionsSchema,
-});
+  options: appOptions(),
+}));
+export const deploySchema = lazySchema(deploy);
 export type DeployMessage = z.infer<typeof deploySchema>;
 
-export const deployResultSchema = z.object({
+const deployResult = memo(() => z.object({
   app: z.string(),
-  digest: digestSchema,
-  previous: digestSchema.nullable(),
+  digest: digest(),
+  previous: digest().nullable(),
   warmed: z.number().int().nonnegative(),
   ms: z.number().nonnegative(),
-});
+}));
+export const deployResultSchema = lazySchema(deployResult);
 export type DeployResult = z.infer<typeof deployResultSchema>;
 
-export const undeploySchema = z.strictObject({ app: appNameSchema });
+const undeploy = memo(() => z.strictObject({ app: appName() }));
+export const undeploySchema = lazySchema(undeploy);
 
-export const wasmValueSchema = z.discriminatedUnion('type', [
+const wasmValue = memo(() => z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('i32'), value: z.number().int().min(-2147483648).max(4294967295) }),
   z.strictObject({ type: z.literal('i64'), value: z.string().regex(/^-?[0-9]{1,20}$/, 'i64 values travel as decimal strings') }),
   z.strictObject({ type: z.literal('f32'), value: z.number() }),
   z.strictObject({ type: z.literal('f64'), value: z.number() }),
-]);
+]));
+export const wasmValueSchema = lazySchema(wasmValue);
 
-export const callSchema = z.strictObject({
-  app: appNameSchema,
+const call = memo(() => z.strictObject({
+  app: appName(),
   fn: z.string().min(1).max(1024),
-  args: z.array(wasmValueSchema).max(1000),
+  args: z.array(wasmValue()).max(1000),
   limits: z.strictObject({ timeMs: z.number().int().nonnegative().optional(), gas: z.number().int().nonnegative().optional() }).optional(),
-});
+}));
+export const callSchema = lazySchema(call);
 export type CallMessage = z.infer<typeof callSchema>;
 
-const statsSchema = exitSchema.shape.stats.extend({
+const stats = memo(() => exit().shape.stats.extend({
   start: z.enum(['cold', 'warm']).optional(),
   startMs: z.number().nonnegative().optional(),
-});
+}));
 
-export const callResultSchema = z.union([
-  z.object({ ok: z.literal(true), results: z.array(wasmValueSchema), stats: statsSchema }),
-  z.object({ ok: z.literal(false), reason: exitSchema.shape.reason, exitCode: z.number().int(), message: z.string().optional(), stats: statsSchema }),
-]);
+const callResult = memo(() => z.union([
+  z.object({ ok: z.literal(true), results: z.array(wasmValue()), stats: stats() }),
+  z.object({ ok: z.literal(false), reason: exit().shape.reason, exitCode: z.number().int(), message: z.string().optional(), stats: stats() }),
+]));
+export const callResultSchema = lazySchema(callResult);
 
 export type CallResultMessage = z.infer<typeof callResultSchema>;
 
 /** Many calls in one frame (the agent coalesces calls issued together); answers come back in the same order. */
-export const callBatchSchema = z.strictObject({ calls: z.array(callSchema).min(1).max(1024) });
-export const callBatchResultSchema = z.object({ results: z.array(callResultSchema) });
+const callBatch = memo(() => z.strictObject({ calls: z.array(call()).min(1).max(1024) }));
+export const callBatchSchema = lazySchema(callBatch);
+const callBatchResult = memo(() => z.object({ results: z.array(callResult()) }));
+export const callBatchResultSchema = lazySchema(callBatchResult);
 
 /** INVOKE: a JSON head, then raw bytes (stdin in the request, stdout in the answer). See splitHead/joinHead. */
-export const invokeHeadSchema = z.strictObject({ app: appNameSchema, limits: limitsSchema.optional() });
-export const invokeResultHeadSchema = z.object({
-  reason: exitSchema.shape.reason,
+const invokeHead = memo(() => z.strictObject({ app: appName(), limits: limits().optional() }));
+export const invokeHeadSchema = lazySchema(invokeHead);
+const invokeResultHead = memo(() => z.object({
+  reason: exit().shape.reason,
   exitCode: z.number().int(),
   message: z.string().optional(),
   stderr: z.string().max(65536).optional(),
-  stats: statsSchema,
-});
+  stats: stats(),
+}));
+export const invokeResultHeadSchema = lazySchema(invokeResultHead);
 
-export const appsResultSchema = z.object({
+const appsResult = memo(() => z.object({
   apps: z.array(
     z.object({
       app: z.string(),
-      digest: digestSchema,
+      digest: digest(),
       kind: z.enum(['command', 'reactor']),
       draining: z.number().int().nonnegative(),
       instances: z.number().int().nonnegative(),
@@ -232,4 +259,5 @@ export const appsResultSchema = z.object({
       warmStarts: z.number().int().nonnegative(),
     }),
   ),
-});
+}));
+export const appsResultSchema = lazySchema(appsResult);
