@@ -224,7 +224,9 @@ async function ringThroughput(flags: number): Promise<number[]> {
       if (i % 64 === 63) await p;
     }
     await t.send({ type: MsgType.MODULE_END, flags: 0, corr: 1, body: new Uint8Array(0) });
+    t.expectAnswer(true); // as Endpoint.request does for the real MODULE_END
     const f = await end;
+    t.expectAnswer(false);
     if (Number(Buffer.from(f.body).toString()) !== TP_FRAMES * KiB64) throw new Error('sink byte count mismatch');
     if (rep > 0) out.push((TP_FRAMES * KiB64) / MiB / ((performance.now() - t0) / 1000));
   }

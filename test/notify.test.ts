@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalSystem } from '../agent/src/launch/index.js';
-import { FutexNotifier } from '../runner-proto/src/notify/index.js';
+import { FutexNotifier, PollingNotifier } from '../runner-proto/src/notify/index.js';
 import { createRegionFile, mapFile } from '../runner-proto/src/shm/index.js';
 import { example } from './helpers/paths.js';
 
@@ -99,4 +99,22 @@ test('futex: an interrupted wait returns at once; the next one reuses the parked
     map.unmap();
     fs.rmSync(file, { force: true });
   }
+});
+
+test('polling: an interrupted wait returns from its timer sleep at once, and the next wait still sees a change', async (t) => {
+  // Sleeps of up to 1 s, so a wait that was not cut short would be plain to see.
+  const poller = new PollingNotifier({ spinUs: 0, hotMs: 0, maxSleepMs: 1000 });
+  const t0 = performance.now();
+  const first = poller.wait(() => false, 10_000);
+  await new Promise((r) => setTimeout(r, 300)); // well into the timer back-off
+  const cut = performance.now();
+  poller.interrupt();
+  t.false(await first);
+  t.true(performance.now() - cut < 200, `returned ${(performance.now() - cut).toFixed(0)} ms after the interrupt`);
+  let flag = false;
+  const second = poller.wait(() => flag, 10_000);
+  setTimeout(() => (flag = true), 20);
+  t.true(await second, 'a later wait is not cut short by the earlier interrupt');
+  t.true(performance.now() - t0 < 3000);
+  poller.close();
 });

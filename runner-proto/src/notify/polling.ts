@@ -28,6 +28,9 @@ export class PollingNotifier implements Notifier {
   private readonly hotMs: number;
   private readonly maxSleepMs: number;
   protected closed = false;
+  /** Ends the current timer sleep of wait() early (interrupt()); undefined while not asleep on a timer. */
+  private wake: (() => void) | undefined;
+  private interrupted = false;
 
   constructor(options: PollingOptions = {}) {
     this.spinUs = options.spinUs ?? 50;
@@ -45,19 +48,33 @@ export class PollingNotifier implements Notifier {
     const hotEnd = start + this.hotMs;
     const deadline = start + timeoutMs;
     let sleep = 0.25;
+    this.interrupted = false;
     for (;;) {
-      if (this.closed) return false;
+      if (this.closed || this.interrupted) return false;
       const now = performance.now();
       if (now >= deadline) return false;
       if (now < hotEnd) {
         await new Promise<void>((r) => setImmediate(r));
       } else {
-        await new Promise<void>((r) => setTimeout(r, Math.min(sleep, deadline - now)));
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, Math.min(sleep, deadline - now));
+          this.wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        this.wake = undefined;
         sleep = Math.min(sleep * 2, this.maxSleepMs);
       }
       if (this.closed) return false;
       if (changed()) return true;
     }
+  }
+
+  /** Ends a wait() in progress (it resolves false at its next turn), waking it from a timer sleep at once. */
+  interrupt(): void {
+    this.interrupted = true;
+    this.wake?.();
   }
 
   kick(): void {

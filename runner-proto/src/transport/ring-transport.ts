@@ -219,7 +219,7 @@ export class RingTransport implements FrameTransport {
       sinceYield = 0;
       // Polling notifiers spin on their own; the hot phase is for the ones that sleep.
       const now = performance.now();
-      if (this.notifier.wantsKicks && (now - lastFrame < this.hotMs || now < this.answerUntil)) {
+      if ((this.notifier.wantsKicks && now - lastFrame < this.hotMs) || now < this.answerUntil) {
         await new Promise<void>((r) => setImmediate(r));
         continue;
       }
@@ -249,7 +249,8 @@ export class RingTransport implements FrameTransport {
       this.answerUntil = 0;
       return;
     }
-    if (!this.notifier.wantsKicks) return;
+    // Polling notifiers too: one that has gone quiet sleeps on timers (up to several ms) and would notice the
+    // answer that much later.
     this.answerUntil = performance.now() + this.answerHotMs;
     if (this.sleeping) this.notifier.interrupt?.();
   }
