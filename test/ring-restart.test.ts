@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import { attachRing, createRing, type RingLink } from '../runner-proto/src/channel/index.js';
 import type { Frame } from '../runner-proto/src/frame/index.js';
@@ -34,18 +34,24 @@ function collector(link: RingLink): { frames: Frame[]; faults: TransportFault[] 
   return got;
 }
 
+/** A region path for this test, and the links it opens: all closed, and the file removed, when it ends. */
+function scratchRegion(t: ExecutionContext, name: string): { path: string; links: RingLink[] } {
+  const path = `/dev/shm/wasm-bridge-test-${process.pid}-${name}`;
+  const links: RingLink[] = [];
+  t.teardown(async () => {
+    for (const l of links) await l.close().catch(() => {});
+    fs.rmSync(path, { force: true });
+  });
+  return { path, links };
+}
+
 async function exchange(agent: RingLink, got: { frames: Frame[] }, n: number, base: number): Promise<void> {
   for (let i = 0; i < n; i++) await agent.transport.send({ type: 3, flags: 0, corr: base + i, body: new Uint8Array(100).fill(i) });
   await until(`${n} echoes`, () => got.frames.filter((f) => f.corr >= base && f.corr < base + n).length === n);
 }
 
 test('a runner restarted under an attached agent: the old link leaves the new rings alone and the next session loses nothing', async (t) => {
-  const path = `/dev/shm/wasm-bridge-test-${process.pid}-restart`;
-  const links: RingLink[] = [];
-  t.teardown(async () => {
-    for (const l of links) await l.close().catch(() => {});
-    fs.rmSync(path, { force: true });
-  });
+  const { path, links } = scratchRegion(t, 'restart');
   const runner1 = createRing({ path, ringSize: RING });
   links.push(runner1);
   echo(runner1);
@@ -76,12 +82,7 @@ test('a runner restarted under an attached agent: the old link leaves the new ri
 });
 
 test('a reset request left by an earlier session is withdrawn when an agent attaches', async (t) => {
-  const path = `/dev/shm/wasm-bridge-test-${process.pid}-stale-reset`;
-  const links: RingLink[] = [];
-  t.teardown(async () => {
-    for (const l of links) await l.close().catch(() => {});
-    fs.rmSync(path, { force: true });
-  });
+  const { path, links } = scratchRegion(t, 'stale-reset');
   const runner = createRing({ path, ringSize: RING });
   links.push(runner);
   const words = runner.region.words;

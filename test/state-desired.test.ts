@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,8 +26,11 @@ function spec(name: string, digest = D1, generation = 1): AppSpec {
   };
 }
 
-function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'state-'));
+/** A fresh state directory, removed when the test ends. */
+function tmpdir(t: ExecutionContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'state-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** The JSON of the newest intact copy in a state directory's apps.state. */
@@ -38,8 +41,7 @@ function stateJson(dir: string): unknown {
 }
 
 test('put and remove are durable: a reopened state holds exactly what was acknowledged', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a'));
   await ds.put(spec('b', D2));
@@ -55,8 +57,7 @@ test('put and remove are durable: a reopened state holds exactly what was acknow
 });
 
 test('concurrent puts share writes (group commit) and all resolve durable', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const ds = await DesiredState.open(dir, log);
   await Promise.all(Array.from({ length: 50 }, (_, i) => ds.put(spec(`app-${i}`))));
   t.true(ds.writes < 50, `50 puts took ${ds.writes} writes`);
@@ -64,8 +65,7 @@ test('concurrent puts share writes (group commit) and all resolve durable', asyn
 });
 
 test('markApplied is written lazily and never ahead of a put', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a'));
   ds.markApplied('a', 1);
@@ -78,8 +78,7 @@ test('markApplied is written lazily and never ahead of a put', async (t) => {
 });
 
 test('a damaged state file stops the agent with a clear message instead of forgetting every app', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   fs.mkdirSync(path.join(dir, 'state'));
   fs.writeFileSync(path.join(dir, 'state', 'apps.json'), '{"version":1,"apps":[{"name":"../x"}],"applied":{}}');
   const e = await t.throwsAsync(DesiredState.open(dir, log));
@@ -90,8 +89,7 @@ test('a damaged state file stops the agent with a clear message instead of forge
 });
 
 test('leftover temporaries of a crashed write are swept at open', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a'));
   fs.writeFileSync(path.join(dir, 'state', '.apps.json.tmp-123-abc'), '{"half":');
@@ -107,8 +105,7 @@ function slots(file: string): [number, number] {
 }
 
 test('each write goes to the other slot; a torn write in one slot leaves the previous copy in the other', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const file = path.join(dir, 'state', 'apps.state');
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a', D1, 1)); // creates the file: slot 0, seq 1
@@ -142,8 +139,7 @@ test('a header torn mid-write and a never-written slot are told apart from damag
 });
 
 test('both copies damaged: open refuses with an error naming the file and each slot', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const file = path.join(dir, 'state', 'apps.state');
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a'));
@@ -163,8 +159,7 @@ test('both copies damaged: open refuses with an error naming the file and each s
 });
 
 test('a state that outgrows its slots moves to a larger file and stays durable', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   const file = path.join(dir, 'state', 'apps.state');
   const ds = await DesiredState.open(dir, log);
   await ds.put(spec('a'));
@@ -181,8 +176,7 @@ test('a state that outgrows its slots moves to a larger file and stays durable',
 });
 
 test('apps.json of earlier versions is imported once, kept as apps.json.imported, and later changes win', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   fs.mkdirSync(path.join(dir, 'state'));
   const legacy = { version: 1, apps: [spec('old', D1, 4)], applied: { old: 4 } };
   fs.writeFileSync(path.join(dir, 'state', 'apps.json'), JSON.stringify(legacy, null, 1));
@@ -213,8 +207,7 @@ test('the fingerprint ignores key order and undefined fields but sees every opti
 });
 
 test('kill -9 at random points while writing: the file always parses and holds every acknowledged change', async (t) => {
-  const dir = tmpdir();
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpdir(t);
   for (let round = 0; round < 8; round++) {
     const child = spawn(process.execPath, [CHILD, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     // 'close', not 'exit': 'exit' may come before the last of the child's output has been read, and a missing

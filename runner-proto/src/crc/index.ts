@@ -24,14 +24,6 @@ const TABLE = (() => {
   return t;
 })();
 
-/** CRC32C of bytes[start, end) without making a subarray (the per-frame header path allocates nothing). */
-export function crc32cRange(bytes: Uint8Array, start: number, end: number): number {
-  let crc = 0xffffffff;
-  const t = TABLE;
-  for (let i = start; i < end; i++) crc = t[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return ~crc >>> 0;
-}
-
 /**
  * CRC32C of the 20 bytes that five little-endian u32 words occupy: the frame header's checked part, computed
  * from values already in registers (the ring's fast path reads and writes headers as words) four bytes per step.

@@ -1,4 +1,4 @@
-import { crc32c, crc32cHeaderWords, crc32cRange } from '../crc/index.js';
+import { crc32c, crc32cHeaderWords } from '../crc/index.js';
 
 /*
  * Frame = 24-byte header + body. All integers little-endian.
@@ -66,18 +66,20 @@ export function describeFault(f: FrameFault): string {
 /** Writes a header at `offset` of `view`; the body must already be (or will be) at offset+24. */
 export function writeHeader(
   view: DataView,
-  bytes: Uint8Array,
   offset: number,
   h: { type: number; flags: number; length: number; seq: number; corr: number; bodyCrc: number },
 ): void {
-  view.setUint16(offset, FRAME_MAGIC, true);
-  view.setUint8(offset + 2, h.type);
-  view.setUint8(offset + 3, h.flags);
-  view.setUint32(offset + 4, h.length, true);
-  view.setUint32(offset + 8, h.seq >>> 0, true);
-  view.setUint32(offset + 12, h.corr >>> 0, true);
-  view.setUint32(offset + 16, h.bodyCrc >>> 0, true);
-  view.setUint32(offset + 20, crc32cRange(bytes, offset, offset + 20), true);
+  const w0 = headerWord0(h.type, h.flags);
+  const w1 = h.length >>> 0;
+  const w2 = h.seq >>> 0;
+  const w3 = h.corr >>> 0;
+  const w4 = h.bodyCrc >>> 0;
+  view.setUint32(offset, w0, true);
+  view.setUint32(offset + 4, w1, true);
+  view.setUint32(offset + 8, w2, true);
+  view.setUint32(offset + 12, w3, true);
+  view.setUint32(offset + 16, w4, true);
+  view.setUint32(offset + 20, crc32cHeaderWords(w0, w1, w2, w3, w4), true);
 }
 
 /** Reads and checks a header; returns the header or the fault. Never reads outside `bytes`. */
@@ -90,23 +92,14 @@ export function readHeader(
   if (offset < 0 || offset + FRAME_HEADER_SIZE > bytes.length) {
     return { code: 'truncated', have: Math.max(0, bytes.length - offset), need: FRAME_HEADER_SIZE };
   }
-  const magic = view.getUint16(offset, true);
-  if (magic !== FRAME_MAGIC) return { code: 'bad-magic', got: magic };
-  const want = crc32cRange(bytes, offset, offset + 20);
-  const got = view.getUint32(offset + 20, true);
-  if (got !== want) return { code: 'header-crc', got, want };
-  const flags = view.getUint8(offset + 3);
-  if ((flags & ~KNOWN_FLAGS) !== 0) return { code: 'bad-flags', flags };
-  const length = view.getUint32(offset + 4, true);
-  if (length > maxBody) return { code: 'too-long', length, max: maxBody };
-  return {
-    type: view.getUint8(offset + 2),
-    flags,
-    length,
-    seq: view.getUint32(offset + 8, true),
-    corr: view.getUint32(offset + 12, true),
-    bodyCrc: view.getUint32(offset + 16, true),
-  };
+  const w0 = view.getUint32(offset, true);
+  const w1 = view.getUint32(offset + 4, true);
+  const w2 = view.getUint32(offset + 8, true);
+  const w3 = view.getUint32(offset + 12, true);
+  const w4 = view.getUint32(offset + 16, true);
+  const fault = checkHeaderWords(w0, w1, w2, w3, w4, view.getUint32(offset + 20, true), maxBody);
+  if (fault !== undefined) return fault;
+  return { type: (w0 >>> 16) & 0xff, flags: w0 >>> 24, length: w1, seq: w2, corr: w3, bodyCrc: w4 };
 }
 
 /** True where a Uint32Array stores words little-endian, as the frame format does (x86, Arm as run here). */
@@ -151,7 +144,7 @@ export function encodeFrame(f: Frame): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_SIZE + f.body.length);
   const view = new DataView(out.buffer);
   out.set(f.body, FRAME_HEADER_SIZE);
-  writeHeader(view, out, 0, {
+  writeHeader(view, 0, {
     type: f.type,
     flags: f.flags,
     length: f.body.length,

@@ -9,12 +9,17 @@ export interface PollingOptions {
   readonly maxSleepMs?: number;
 }
 
-/** Spins synchronously for up to `spinUs`; true as soon as `changed()` is. */
+/**
+ * Spins synchronously for up to `spinUs`; true as soon as `changed()` is. The clock is read every 32nd check:
+ * a read costs about as much as a check of a ring index, and would otherwise halve how often the state is seen.
+ */
 export function spin(changed: () => boolean, spinUs: number): boolean {
   if (changed()) return true;
   const end = performance.now() + spinUs / 1000;
-  while (performance.now() < end) if (changed()) return true;
-  return false;
+  for (let i = 1; ; i++) {
+    if (changed()) return true;
+    if ((i & 31) === 0 && performance.now() >= end) return false;
+  }
 }
 
 /**

@@ -6,10 +6,6 @@ import {
   bodyCrcFor,
   checkHeaderWords,
   headerWord0,
-  checkBody,
-  isFault,
-  readHeader,
-  writeHeader,
   type Frame,
   type FrameFault,
 } from '../frame/index.js';
@@ -69,6 +65,18 @@ abstract class RingEnd {
     this.mask = this.capacity - 1;
     this.maxBody = maxBodyFor(this.capacity);
     this.u32 = HOST_LITTLE_ENDIAN ? new Uint32Array(mem.data.buffer, mem.data.byteOffset, mem.data.length >> 2) : undefined;
+  }
+
+  /** The little-endian u32 at byte `pos` of the data area (4-aligned): one load on a little-endian host. */
+  protected word(pos: number): number {
+    const u32 = this.u32;
+    return u32 !== undefined ? u32[pos >> 2]! : this.mem.dataView.getUint32(pos, true);
+  }
+
+  protected setWord(pos: number, value: number): void {
+    const u32 = this.u32;
+    if (u32 !== undefined) u32[pos >> 2] = value;
+    else this.mem.dataView.setUint32(pos, value, true);
   }
 }
 
@@ -179,7 +187,7 @@ export class RingProducer extends RingEnd {
     if (need > this.capacity - pos) {
       const contiguous = this.capacity - pos;
       if (free < contiguous + need) return false;
-      this.mem.dataView.setUint32(pos, PAD_WORD, true);
+      this.setWord(pos, PAD_WORD);
       this.tail = (this.tail + contiguous) >>> 0;
       free -= contiguous;
       pos = 0;
@@ -187,31 +195,18 @@ export class RingProducer extends RingEnd {
       return false;
     }
     this.mem.data.set(f.body, pos + FRAME_HEADER_SIZE);
-    const u32 = this.u32;
-    if (u32 !== undefined) {
-      // The header as six words with its CRC computed from the values: what writeHeader writes, at a fraction of
-      // the cost (per-byte DataView stores and a CRC read back from the ring were most of a small frame's time).
-      const w0 = headerWord0(f.type, f.flags);
-      const w2 = this.seq;
-      const w3 = f.corr >>> 0;
-      const w4 = bodyCrcFor(f.flags, f.body);
-      const at = pos >> 2; // records are 8-byte aligned
-      u32[at] = w0;
-      u32[at + 1] = len;
-      u32[at + 2] = w2;
-      u32[at + 3] = w3;
-      u32[at + 4] = w4;
-      u32[at + 5] = crc32cHeaderWords(w0, len, w2, w3, w4);
-    } else {
-      writeHeader(this.mem.dataView, this.mem.data, pos, {
-        type: f.type,
-        flags: f.flags,
-        length: len,
-        seq: this.seq,
-        corr: f.corr,
-        bodyCrc: bodyCrcFor(f.flags, f.body),
-      });
-    }
+    // The header as six words with its CRC computed from the values (the same bytes as writeHeader): per-byte
+    // DataView stores and a CRC read back from the ring were most of a small frame's cost.
+    const w0 = headerWord0(f.type, f.flags);
+    const w2 = this.seq;
+    const w3 = f.corr >>> 0;
+    const w4 = bodyCrcFor(f.flags, f.body);
+    this.setWord(pos, w0);
+    this.setWord(pos + 4, len);
+    this.setWord(pos + 8, w2);
+    this.setWord(pos + 12, w3);
+    this.setWord(pos + 16, w4);
+    this.setWord(pos + 20, crc32cHeaderWords(w0, len, w2, w3, w4));
     this.seq = (this.seq + 1) >>> 0;
     this.tail = (this.tail + need) >>> 0;
     return true;
@@ -247,8 +242,6 @@ export class RingProducer extends RingEnd {
 }
 
 export class RingConsumer extends RingEnd {
-  private readonly scratch = new Uint8Array(FRAME_HEADER_SIZE);
-  private readonly scratchView = new DataView(this.scratch.buffer);
   private head: number;
 
   constructor(mem: RingMemory) {
@@ -282,7 +275,7 @@ export class RingConsumer extends RingEnd {
     }
     let head = this.head;
     let pos = head & this.mask;
-    if (this.mem.dataView.getUint32(pos, true) === PAD_WORD) {
+    if (this.word(pos) === PAD_WORD) {
       const skip = this.capacity - pos;
       if (skip >= avail) return { code: 'bad-index', head, tail, capacity: this.capacity };
       head = (head + skip) >>> 0;
@@ -292,39 +285,14 @@ export class RingConsumer extends RingEnd {
     if (avail < FRAME_HEADER_SIZE || this.capacity - pos < FRAME_HEADER_SIZE) {
       return { code: 'overrun', need: FRAME_HEADER_SIZE, available: Math.min(avail, this.capacity - pos) };
     }
-    const u32 = this.u32;
-    if (u32 !== undefined) return this.readWords(u32, head, pos, avail, borrow);
-    // Check a private copy: the peer could rewrite the shared bytes between the CRC check and their use.
-    const dv = this.mem.dataView;
-    const sv = this.scratchView;
-    for (let k = 0; k < FRAME_HEADER_SIZE; k += 4) sv.setUint32(k, dv.getUint32(pos + k, true), true);
-    const h = readHeader(this.scratchView, this.scratch, 0, this.maxBody);
-    if (isFault(h)) return h;
-    const need = recordSize(h.length);
-    if (need > avail || need > this.capacity - pos) {
-      return { code: 'overrun', need, available: Math.min(avail, this.capacity - pos) };
-    }
-    const start = pos + FRAME_HEADER_SIZE;
-    // A borrowed body is a view into the ring, valid only until release(); others are copied out.
-    const body = borrow?.(h.type) ? this.mem.data.subarray(start, start + h.length) : this.mem.data.slice(start, start + h.length);
-    const fault = checkBody(h, body);
-    if (fault) return fault;
-    this.head = (head + need) >>> 0;
-    return { type: h.type, flags: h.flags, seq: h.seq, corr: h.corr, body };
-  }
-
-  /**
-   * read() past the index checks, on a little-endian host: the header is loaded once into six locals, which are
-   * the private copy every check and every field comes from (the peer may rewrite the shared words meanwhile).
-   */
-  private readWords(u32: Uint32Array, head: number, pos: number, avail: number, borrow: ((type: number) => boolean) | undefined): Frame | RingFault {
-    const at = pos >> 2;
-    const w0 = u32[at]!;
-    const w1 = u32[at + 1]!;
-    const w2 = u32[at + 2]!;
-    const w3 = u32[at + 3]!;
-    const w4 = u32[at + 4]!;
-    const fault = checkHeaderWords(w0, w1, w2, w3, w4, u32[at + 5]!, this.maxBody);
+    // The header is loaded once into six locals: the private copy every check and every field comes from (the
+    // peer could rewrite the shared words between a check and their use).
+    const w0 = this.word(pos);
+    const w1 = this.word(pos + 4);
+    const w2 = this.word(pos + 8);
+    const w3 = this.word(pos + 12);
+    const w4 = this.word(pos + 16);
+    const fault = checkHeaderWords(w0, w1, w2, w3, w4, this.word(pos + 20), this.maxBody);
     if (fault !== undefined) return fault;
     const need = recordSize(w1);
     if (need > avail || need > this.capacity - pos) {
@@ -333,6 +301,7 @@ export class RingConsumer extends RingEnd {
     const type = (w0 >>> 16) & 0xff;
     const flags = w0 >>> 24;
     const start = pos + FRAME_HEADER_SIZE;
+    // A borrowed body is a view into the ring, valid only until release(); others are copied out.
     const body = borrow?.(type) ? this.mem.data.subarray(start, start + w1) : this.mem.data.slice(start, start + w1);
     if ((flags & FLAG_BODY_CRC) !== 0) {
       const want = crc32c(body);

@@ -85,6 +85,8 @@ export class RingTransport implements FrameTransport {
   private readonly hotMs: number;
   private readonly answerHotMs: number;
   private readonly peerReplaced: () => boolean;
+  /** Bound once: the polling receive loop spins on it after every batch. */
+  private readonly hasFrame = (): boolean => !this.rx.isEmpty();
   /** Until when an answer is expected (expectAnswer): the receive loop polls rather than sleeps. */
   private answerUntil = 0;
   /** The receive loop is in notifier.wait(). */
@@ -169,21 +171,6 @@ export class RingTransport implements FrameTransport {
     this.notifier.kick();
   }
 
-  /**
-   * Polling only: waits for the next frame in a tight synchronous loop for up to POLL_SPIN_US. The notifier's
-   * wait() spins the same way, but behind an async call: a promise and a microtask turn per frame, which at
-   * ring speed is as much as the frame itself costs.
-   */
-  private spinForFrame(): boolean {
-    const rx = this.rx;
-    if (!rx.isEmpty()) return true;
-    const end = performance.now() + POLL_SPIN_US / 1000;
-    for (let i = 1; ; i++) {
-      if (!rx.isEmpty()) return true;
-      if ((i & 31) === 0 && performance.now() > end) return false;
-    }
-  }
-
   private async receiveLoop(): Promise<void> {
     let sinceYield = 0;
     let lastFrame = -Infinity;
@@ -212,9 +199,10 @@ export class RingTransport implements FrameTransport {
         // First let promise continuations of the frames just handled run (one microtask checkpoint): they are
         // often what sends the next request, and code may rely on a `.then` having run before a later frame.
         await undefined;
-        // Frames that keep coming within the spin window count towards the batch, so the loop still yields to
-        // the event loop every `batch` frames.
-        if (this.spinForFrame()) continue;
+        // Then spin inline for the next frame: wait() spins the same way, but behind an async call (a promise and
+        // a microtask turn per frame, as much as the frame itself costs at ring speed). Frames that keep coming
+        // within the window count towards the batch, so the loop still yields to the event loop every `batch`.
+        if (spin(this.hasFrame, POLL_SPIN_US)) continue;
       }
       sinceYield = 0;
       // Polling notifiers spin on their own; the hot phase is for the ones that sleep.
