@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { randomInt } from 'node:crypto';
 import {
   Endpoint,
@@ -216,11 +215,7 @@ export class RunnerLink {
   private async connect(timeoutMs: number): Promise<Endpoint> {
     let ep: Endpoint;
     if (this.config.kind === 'ring') {
-      // On a host the heartbeat beats from a thread, as the runner's does: code on this event loop (an output
-      // listener, a large check) may hold it longer than the runner waits for a beat, and the runner would end
-      // our runs. Not for a PCI BAR (the QEMU guest), where a thread made the first deploy far slower.
-      const heartbeatThread = !realPath(this.config.path).startsWith('/sys/');
-      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger, notify: this.config.notify, heartbeatThread });
+      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger, notify: this.config.notify });
       this.ring = ring;
       ep = new Endpoint({ transport: ring.transport, role: 'agent', logger: this.logger });
     } else if (this.config.kind === 'serial') {
@@ -656,14 +651,5 @@ export class RunnerLink {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     await this.endpoint?.close('agent stopping');
     await this.ring?.close();
-  }
-}
-
-/** The path with its links resolved; as given while it does not exist yet (a runner still to create its region). */
-function realPath(p: string): string {
-  try {
-    return fs.realpathSync(p);
-  } catch {
-    return p;
   }
 }
