@@ -3,6 +3,7 @@
 //   build/out/bundle/agent.mjs, cli.mjs   single ESM files (node agent.mjs ARGS works anywhere)
 //   build/out/bundle/agent.cjs, cli.cjs   the same as CommonJS, started by launch.cjs with a V8 code cache
 //   build/out/bundle/launch.cjs           `node launch.cjs agent|cli ARGS`: compiles NAME.cjs with NAME.cjs.cache
+//   build/out/bundle/heartbeat-thread.js  the channel's heartbeat worker, which the bundles start by file name
 //   build/out/bundle/node_modules/        native packages only
 // Why the code cache: under QEMU's TCG, V8 compiling the agent bundle takes about 1.7 s of the agent's start
 // (profiled in the guest); build/guest-image.sh writes the caches with the same node binary the guest runs.
@@ -144,40 +145,39 @@ async function main() {
   fs.rmSync(OUT, { recursive: true, force: true });
   fs.mkdirSync(OUT, { recursive: true });
   const t0 = Date.now();
+  const common = { bundle: true, platform: 'node', target: 'node20', minify: true, legalComments: 'none', external: EXTERNAL, logLevel: 'warning' };
+  // The sources are ESM and resolve native packages from import.meta.url: give CommonJS the same answer.
+  const cjs = {
+    ...common,
+    format: 'cjs',
+    define: { 'import.meta.url': '__bridgeImportMetaUrl' },
+    banner: { js: "var __bridgeImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  };
   for (const [name, entry] of Object.entries(entries)) {
     await build({
+      ...cjs,
       entryPoints: [path.join(ROOT, entry)],
       outfile: path.join(OUT, `${name}.cjs`),
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: 'node20',
-      minify: true,
-      legalComments: 'none',
-      external: EXTERNAL,
-      // The sources are ESM and resolve native packages from import.meta.url: give CommonJS the same answer.
-      define: { 'import.meta.url': '__bridgeImportMetaUrl', ...WS_DEFINES },
-      banner: { js: "var __bridgeImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+      define: { ...cjs.define, ...WS_DEFINES },
       plugins: [zodEnglishOnly, lazyBuiltins],
-      logLevel: 'warning',
     });
     await build({
+      ...common,
       entryPoints: [path.join(ROOT, entry)],
       outfile: path.join(OUT, `${name}.mjs`),
-      bundle: true,
-      platform: 'node',
       format: 'esm',
-      target: 'node20',
-      minify: true,
-      legalComments: 'none',
-      external: EXTERNAL,
       // Bundled CommonJS dependencies (pino, ws, ...) call require() for node builtins: give ESM one.
       banner: { js: "import { createRequire as __bridgeCreateRequire } from 'node:module'; const require = __bridgeCreateRequire(import.meta.url);" },
       define: WS_DEFINES,
       plugins: [zodEnglishOnly, lazyBuiltins],
-      logLevel: 'warning',
     });
   }
+  // The channel's heartbeat thread (runner-proto/src/channel/heartbeat-thread.ts) is started by file name, beside
+  // the module that starts it: here, beside the bundles. CommonJS, like the package.json written below says.
+  await build({ ...cjs, entryPoints: [path.join(ROOT, 'runner-proto/src/channel/heartbeat-thread.ts')], outfile: path.join(OUT, 'heartbeat-thread.js') });
+  // Without it a .js file here would take the module type of whatever package.json is above the folder (the
+  // repository's says ESM; the guest's /opt has none).
+  fs.writeFileSync(path.join(OUT, 'package.json'), `${JSON.stringify({ private: true, type: 'commonjs' })}\n`);
   for (const name of Object.keys(entries)) {
     // launch.cjs reads NAME.cjs as latin1 and compiles it as is: no shebang, no byte above 0x7f (esbuild's
     // default charset escapes them; this guards against a change of that).

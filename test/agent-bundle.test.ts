@@ -35,6 +35,8 @@ test('the bundled agent and CLI work against a real runner, inbox and WebSocket 
   const agentBundle = path.join(tree, 'build', 'out', 'bundle', 'agent.mjs');
   const cliBundle = path.join(tree, 'build', 'out', 'bundle', 'cli.mjs');
   t.true(fs.existsSync(agentBundle));
+  // The channel's heartbeat thread is started by file name: it must sit beside the bundles, as CommonJS.
+  t.true(fs.existsSync(path.join(tree, 'build', 'out', 'bundle', 'heartbeat-thread.js')));
 
   await sys.startRunner();
   const inbox = path.join(sys.dir, 'inbox');
@@ -61,4 +63,5 @@ test('the bundled agent and CLI work against a real runner, inbox and WebSocket 
   t.is(out, 'hello from wasm\nbundled\n');
   client.close();
   t.is(err.includes('Error'), false, err);
+  t.false(err.includes('heartbeat thread failed'), err);
 });

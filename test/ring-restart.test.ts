@@ -1,9 +1,9 @@
-import test, { type ExecutionContext } from 'ava';
-import fs from 'node:fs';
+import test from 'ava';
 import { attachRing, createRing, type RingLink } from '../runner-proto/src/channel/index.js';
 import type { Frame } from '../runner-proto/src/frame/index.js';
 import { CTRL_RESET_ACK, CTRL_RESET_REQ, RING_CTRL_OFFSETS } from '../runner-proto/src/region/index.js';
 import type { TransportFault } from '../runner-proto/src/transport/types.js';
+import { scratchRegion } from './helpers/ring-region.js';
 
 // A runner that restarts re-initialises the region in place while the agent's old link is still mapped. The
 // old link reads the zeroed indices as a bad frame; it must not answer that with a reset request, which the new
@@ -32,17 +32,6 @@ function collector(link: RingLink): { frames: Frame[]; faults: TransportFault[] 
   const got = { frames: [] as Frame[], faults: [] as TransportFault[] };
   link.transport.start({ frame: (f) => got.frames.push(f), fault: (f) => got.faults.push(f), closed: () => {} });
   return got;
-}
-
-/** A region path for this test, and the links it opens: all closed, and the file removed, when it ends. */
-function scratchRegion(t: ExecutionContext, name: string): { path: string; links: RingLink[] } {
-  const path = `/dev/shm/wasm-bridge-test-${process.pid}-${name}`;
-  const links: RingLink[] = [];
-  t.teardown(async () => {
-    for (const l of links) await l.close().catch(() => {});
-    fs.rmSync(path, { force: true });
-  });
-  return { path, links };
 }
 
 async function exchange(agent: RingLink, got: { frames: Frame[] }, n: number, base: number): Promise<void> {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { randomInt } from 'node:crypto';
 import {
   Endpoint,
@@ -215,7 +216,11 @@ export class RunnerLink {
   private async connect(timeoutMs: number): Promise<Endpoint> {
     let ep: Endpoint;
     if (this.config.kind === 'ring') {
-      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger, notify: this.config.notify });
+      // On a host the heartbeat beats from a thread, as the runner's does: code on this event loop (an output
+      // listener, a large check) may hold it longer than the runner waits for a beat, and the runner would end
+      // our runs. Not for a PCI BAR (the QEMU guest), where a thread made the first deploy far slower.
+      const heartbeatThread = !realPath(this.config.path).startsWith('/sys/');
+      const ring = await attachRing({ path: this.config.path, timeoutMs, logger: this.logger, notify: this.config.notify, heartbeatThread });
       this.ring = ring;
       ep = new Endpoint({ transport: ring.transport, role: 'agent', logger: this.logger });
     } else if (this.config.kind === 'serial') {
@@ -651,5 +656,14 @@ export class RunnerLink {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     await this.endpoint?.close('agent stopping');
     await this.ring?.close();
+  }
+}
+
+/** The path with its links resolved; as given while it does not exist yet (a runner still to create its region). */
+function realPath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
   }
 }

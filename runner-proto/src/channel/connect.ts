@@ -35,24 +35,46 @@ function newEpoch(): number {
 /** Stops a heartbeat; resolves when it no longer touches the region. */
 type StopHeartbeat = () => Promise<void>;
 
-function startHeartbeat(region: Region, side: Side, intervalMs: number, thread?: { path: string; size: number }): StopHeartbeat {
+function startHeartbeat(region: Region, side: Side, intervalMs: number, thread?: { path: string; size: number; logger?: Logger }): StopHeartbeat {
   const word = region.sideWord(side, SIDE_HEARTBEAT);
-  if (thread) {
-    const w = new Worker(new URL('./heartbeat-thread.js', import.meta.url), {
+  let loopTimer: NodeJS.Timeout | undefined;
+  const beatFromLoop = (): void => {
+    loopTimer ??= setInterval(() => Atomics.add(region.words, word, 1), intervalMs);
+    loopTimer.unref();
+  };
+  if (!thread) {
+    beatFromLoop();
+    return async () => clearInterval(loopTimer);
+  }
+  // The thread's file sits beside this module: dist/ after tsc, the bundle's folder after build/bundle.mjs.
+  let w: Worker;
+  try {
+    w = new Worker(new URL('./heartbeat-thread.js', import.meta.url), {
       workerData: { path: thread.path, size: thread.size, wordIndex: word, intervalMs },
       resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
     });
-    w.unref();
-    return () =>
-      new Promise<void>((resolve) => {
-        w.once('exit', () => resolve());
-        w.postMessage('stop');
-        setTimeout(() => void w.terminate(), 1000).unref();
-      });
+  } catch (err) {
+    thread.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat thread failed; beating from the event loop');
+    beatFromLoop();
+    return async () => clearInterval(loopTimer);
   }
-  const t = setInterval(() => Atomics.add(region.words, word, 1), intervalMs);
-  t.unref();
-  return async () => clearInterval(t);
+  w.unref();
+  let exited = false;
+  const exit = new Promise<void>((resolve) => w.once('exit', () => ((exited = true), resolve())));
+  // A thread that cannot start (its file missing, no memory for an isolate) must not take the process down, nor
+  // leave this side without a heartbeat: beat from the loop instead, as every side did before threads.
+  w.once('error', (err) => {
+    thread.logger?.warn({ err: err.message }, 'heartbeat thread failed; beating from the event loop');
+    beatFromLoop();
+  });
+  return async () => {
+    clearInterval(loopTimer);
+    if (exited) return;
+    w.postMessage('stop');
+    const killer = setTimeout(() => void w.terminate(), 1000);
+    await exit;
+    clearTimeout(killer);
+  };
 }
 
 /** The doorbell socket of a region that uses `socket` notification: beside the region, by name. */
@@ -68,6 +90,7 @@ function linkFor(
   heartbeatMs: number,
   cleanup?: () => void,
   heartbeatThread = false,
+  logger?: Logger,
 ): RingLink {
   const epoch = newEpoch();
   Atomics.store(region.words, region.sideWord(side, SIDE_EPOCH), epoch);
@@ -77,7 +100,7 @@ function linkFor(
   const peerEpoch = Atomics.load(region.words, region.sideWord(peer, SIDE_EPOCH));
   const peerReplaced = side === Side.Agent ? () => Atomics.load(region.words, region.sideWord(peer, SIDE_EPOCH)) !== peerEpoch : undefined;
   const transport = new RingTransport({ region, side, notifier, baseAddress: mapping.address, peerReplaced });
-  const stopHeartbeat = startHeartbeat(region, side, heartbeatMs, heartbeatThread ? { path: mapping.path, size: mapping.size } : undefined);
+  const stopHeartbeat = startHeartbeat(region, side, heartbeatMs, heartbeatThread ? { path: mapping.path, size: mapping.size, ...(logger ? { logger } : {}) } : undefined);
   let closed = false;
   return {
     mapping,
@@ -103,8 +126,8 @@ export interface RingOptions {
   readonly notify?: NotifyMode;
   readonly heartbeatMs?: number;
   /**
-   * Beat from a worker thread, immune to a busy event loop (the runner: pools, compiles). Costs a thread and a
-   * few MB; the agent, whose loop stays short, beats from its loop.
+   * Beat from a worker thread, immune to a busy event loop (the runner's pools and compiles, the agent's output
+   * listeners and module checks). Costs a thread and a few MB; falls back to the loop if the thread fails.
    */
   readonly heartbeatThread?: boolean;
   /**
@@ -217,7 +240,7 @@ export async function attachRing(options: RingOptions & { timeoutMs?: number; lo
           notifier = n;
           cleanup = () => sock.destroy();
         }
-        const link = linkFor(mapping, region, Side.Agent, notifier, options.heartbeatMs ?? HEARTBEAT_MS, cleanup, options.heartbeatThread ?? false);
+        const link = linkFor(mapping, region, Side.Agent, notifier, options.heartbeatMs ?? HEARTBEAT_MS, cleanup, options.heartbeatThread ?? false, options.logger);
         link.transport.rx.withdrawReset();
         link.transport.rx.skipToTail();
         return link;

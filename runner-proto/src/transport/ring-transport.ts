@@ -29,6 +29,12 @@ export interface RingTransportOptions {
   /** Frames handled per turn before yielding to the event loop, so one busy ring cannot starve sockets. */
   readonly batch?: number;
   /**
+   * Longest time the receive loop holds the event loop before yielding, whatever the frame count (default
+   * 10 ms): a handler that costs milliseconds per frame (a slow output listener) would otherwise hold it for
+   * `batch` frames, long enough to starve timers such as a heartbeat that beats from the loop.
+   */
+  readonly yieldAfterMs?: number;
+  /**
    * After the last frame, keep checking the receive ring once per event-loop turn for this long before asking
    * for a kick and sleeping (default 200 µs). See HOT_US.
    */
@@ -82,6 +88,9 @@ export class RingTransport implements FrameTransport {
   private readonly notifier: Notifier;
   private readonly idleCheckMs: number;
   private readonly batch: number;
+  private readonly yieldAfterMs: number;
+  /** When the receive loop last gave the event loop a turn. */
+  private lastYield = 0;
   private readonly hotMs: number;
   private readonly answerHotMs: number;
   private readonly peerReplaced: () => boolean;
@@ -123,6 +132,7 @@ export class RingTransport implements FrameTransport {
     });
     this.idleCheckMs = options.idleCheckMs ?? 1000;
     this.batch = options.batch ?? 256;
+    this.yieldAfterMs = options.yieldAfterMs ?? 10;
     this.hotMs = (options.hotUs ?? HOT_US) / 1000;
     this.answerHotMs = (options.answerHotUs ?? ANSWER_HOT_US) / 1000;
     this.peerReplaced = options.peerReplaced ?? (() => false);
@@ -161,6 +171,8 @@ export class RingTransport implements FrameTransport {
       // Released after the handler: a borrowed body points into the ring until then.
       h.frame(r);
       this.rx.release();
+      // The clock every 8th frame: cheap frames finish a batch long before the budget, costly ones hit it.
+      if ((n & 7) === 0 && performance.now() - this.lastYield > this.yieldAfterMs) break;
     }
     return n;
   }
@@ -176,6 +188,7 @@ export class RingTransport implements FrameTransport {
     let lastFrame = -Infinity;
     let seenBell = this.rx.doorbell();
     let turns = 0;
+    this.lastYield = performance.now();
     while (this.running) {
       const n = this.drain();
       // A reset request always comes with a ring of our receive doorbell (§14), a word the peer writes only for
@@ -189,9 +202,10 @@ export class RingTransport implements FrameTransport {
       }
       sinceYield += n;
       if (n > 0) lastFrame = performance.now();
-      if (sinceYield >= this.batch) {
+      if (sinceYield >= this.batch || (n > 0 && lastFrame - this.lastYield > this.yieldAfterMs)) {
         sinceYield = 0;
         await new Promise<void>((r) => setImmediate(r));
+        this.lastYield = performance.now();
         continue;
       }
       if (n > 0) continue;
@@ -209,6 +223,7 @@ export class RingTransport implements FrameTransport {
       const now = performance.now();
       if ((this.notifier.wantsKicks && now - lastFrame < this.hotMs) || now < this.answerUntil) {
         await new Promise<void>((r) => setImmediate(r));
+        this.lastYield = performance.now();
         continue;
       }
       if (this.notifier.wantsKicks ? !this.rx.armKick() : !this.rx.isEmpty()) continue;
