@@ -30,6 +30,8 @@ function sampledCounter(p: PromClient, registry: Registry, name: string, help: s
 }
 
 /** Operations recorded before prom-client is loaded; beyond this many it is loaded without waiting for a scrape. */
+/** How often the event-loop lag histogram takes a sample. */
+const EVENT_LOOP_SAMPLE_MS = 100;
 const BUFFER_LIMIT = 10_000;
 
 /**
@@ -155,7 +157,9 @@ export class AgentMetrics {
     const r = [registry];
     const sources = this.sources;
     const { Counter, Gauge, Histogram } = p;
-    if (this.options.processMetrics) p.collectDefaultMetrics({ register: registry, prefix: 'wasmedge_agent_' });
+    // The event-loop lag monitor samples on a libuv timer; prom-client's default of every 10 ms woke an idle agent
+    // 100 times a second (about 1% of a CPU here). Every 100 ms still catches the stalls that matter.
+    if (this.options.processMetrics) p.collectDefaultMetrics({ register: registry, prefix: 'wasmedge_agent_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.uploads.attach(new Counter({ name: 'wasmedge_agent_uploads_total', help: 'Module uploads by result (stored, unchanged, rejected)', labelNames: ['result'], registers: r }));
     this.uploadBytes.attach(new Counter({ name: 'wasmedge_agent_upload_bytes_total', help: 'Bytes of accepted module uploads', registers: r }));
     this.deploys.attach(new Counter({ name: 'wasmedge_agent_deploys_total', help: 'App deploys by result (deployed, unchanged, pending, failed)', labelNames: ['result'], registers: r }));
