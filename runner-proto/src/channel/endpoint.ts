@@ -15,6 +15,17 @@ interface Pending {
   type: number;
 }
 
+export interface RequestOptions {
+  readonly flags?: number;
+  readonly timeoutMs?: number;
+  readonly corr?: number;
+  /**
+   * Poll for the answer this long before sleeping until the peer's kick, instead of the transport's default
+   * (about 1 ms): for requests known to take longer, such as a DEPLOY behind a module that still compiles.
+   */
+  readonly answerHotUs?: number;
+}
+
 export interface EndpointOptions {
   readonly transport: FrameTransport;
   /** Requests from the agent use even ids, from the runner odd ids, so the two never collide. */
@@ -126,7 +137,7 @@ export class Endpoint {
   }
 
   /** Sends a request and waits for its RESULT; ERROR answers reject with the peer's AgentError. */
-  request(type: number, body: Uint8Array, options: { flags?: number; timeoutMs?: number; corr?: number } = {}): Promise<Frame> {
+  request(type: number, body: Uint8Array, options: RequestOptions = {}): Promise<Frame> {
     if (this.closedFlag) return Promise.reject(new AgentError('AGT_ERR_RUNNER_UNAVAILABLE', 'channel is closed'));
     const corr = options.corr ?? this.allocCorr();
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
@@ -138,7 +149,7 @@ export class Endpoint {
       this.pending.set(corr, { resolve, reject, timer, type });
       const sent = this.transport.send({ type, flags: options.flags ?? JSON_FLAGS, corr, body }, timeoutMs);
       // Poll for the answer rather than sleep until the peer's kick (a second wake-up on the way back).
-      this.transport.expectAnswer?.(true);
+      this.transport.expectAnswer?.(true, options.answerHotUs);
       sent.catch((err: unknown) => {
         const p = this.pending.get(corr);
         if (!p) return;
@@ -149,7 +160,7 @@ export class Endpoint {
     });
   }
 
-  async requestJson<T extends z.ZodType>(type: number, value: unknown, schema: T, options: { timeoutMs?: number; corr?: number } = {}): Promise<z.infer<T>> {
+  async requestJson<T extends z.ZodType>(type: number, value: unknown, schema: T, options: Omit<RequestOptions, 'flags'> = {}): Promise<z.infer<T>> {
     const f = await this.request(type, encodeJson(value), options);
     return decodeJson(f.type, f.body, schema);
   }

@@ -247,14 +247,14 @@ export class RingTransport implements FrameTransport {
    * is taken off the ring as it lands and the peer, seeing no kick wanted, sends none. false: no answer is
    * awaited any more (back to the ordinary hot phase).
    */
-  expectAnswer(on: boolean): void {
+  expectAnswer(on: boolean, hotUs?: number): void {
     if (!on) {
       this.answerUntil = 0;
       return;
     }
     // Polling notifiers too: one that has gone quiet sleeps on timers (up to several ms) and would notice the
     // answer that much later.
-    this.answerUntil = performance.now() + this.answerHotMs;
+    this.answerUntil = Math.max(this.answerUntil, performance.now() + (hotUs === undefined ? this.answerHotMs : hotUs / 1000));
     if (this.sleeping) this.notifier.interrupt?.();
   }
 

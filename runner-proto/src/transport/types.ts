@@ -19,7 +19,10 @@ export interface FrameTransport {
   start(handlers: TransportHandlers): void;
   /** Queues one frame; waits (bounded by timeoutMs) while the medium is full. */
   send(f: FrameToSend, timeoutMs?: number): Promise<void>;
-  /** A request was sent (true) and its answer is due soon, or no answer is awaited any more (false). Optional. */
-  expectAnswer?(on: boolean): void;
+  /**
+   * A request was sent (true) and its answer is due soon (within `hotUs`, when the sender knows it to be slower
+   * than usual), or no answer is awaited any more (false). Optional.
+   */
+  expectAnswer?(on: boolean, hotUs?: number): void;
   close(): Promise<void>;
 }
