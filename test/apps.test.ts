@@ -143,6 +143,28 @@ test.serial('deployModule sends a new module and its DEPLOY back to back; a held
   t.false((await rt.link.apps()).some((a) => a.app === 'piped3'));
 });
 
+test.serial('sendAhead starts a transfer its later DEPLOY rides on; bytes withdrawn with forgetModule are gone from the runner', async (t) => {
+  const options = opts({ pool: { min: 0, max: 2, idleMs: 1000 } });
+  const m = bigModule(echo, 120 * 1024);
+  const digest = digestOf(m);
+  t.true(rt.link.sendAhead(digest, m));
+  t.false(rt.link.sendAhead(digest, m), 'one transfer per digest at a time');
+  // No bytes given: the DEPLOY can only ride on the transfer already under way (load() would fail the test).
+  const r = await rt.link.deployModule({ app: 'ahead', digest, kind: 'command', options }, () => Promise.reject(new Error('loaded again')));
+  t.true(r.sent);
+  t.is(Buffer.from((await rt.link.invoke('ahead', Buffer.from('ahead'))).stdout).toString(), 'AHEAD');
+  t.false(rt.link.sendAhead(digest, m), 'held: nothing to send');
+
+  // Sent ahead, then refused by the agent's check: withdrawn, and not to be deployed by digest afterwards.
+  const refused = bigModule(echo, 130 * 1024);
+  const refusedDigest = digestOf(refused);
+  t.true(rt.link.sendAhead(refusedDigest, refused));
+  await rt.link.forgetModule(refusedDigest);
+  t.false(await rt.link.holds(refusedDigest));
+  t.true(await rt.link.holds(digest));
+  await t.throwsAsync(rt.link.deploy({ app: 'refused', digest: refusedDigest, kind: 'command', options }), { code: 'AGT_ERR_NOT_FOUND' } as never);
+});
+
 test.serial('a command module received is warmed once arrivals pause: its first run after that is warm', async (t) => {
   const m = bigModule(fs.readFileSync(example('hello')), 5000);
   const digest = await rt.put(m);

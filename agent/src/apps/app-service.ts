@@ -140,14 +140,24 @@ export class AppService {
     let bytes: Uint8Array | undefined;
     let verdict: Verdict = { signed: false };
     let moduleName: string | undefined;
+    let sentAhead = false;
     if (source.kind === 'bytes') {
       bytes = source.bytes;
-      const info = checkModule(bytes, policy, { declaredKind: s.kind });
-      verdict = trust.check(bytes, source.signature, `module for app ${name}`);
       digest = digestOf(bytes);
-      kind = kindOf(info, s.kind);
-      this.signatures.remember(digest, info.exports);
-      this.rememberKind(digest, info);
+      // The runner's hash and compile are the longest part of a new module's deploy: start them now, beside the
+      // check. The runner holds the bytes but runs nothing until a DEPLOY, sent only once they pass; refused
+      // bytes are withdrawn (below).
+      sentAhead = bytes.length <= policy.maxModuleBytes && link.sendAhead(digest, bytes);
+      try {
+        const info = checkModule(bytes, policy, { declaredKind: s.kind });
+        verdict = trust.check(bytes, source.signature, `module for app ${name}`);
+        kind = kindOf(info, s.kind);
+        this.signatures.remember(digest, info.exports);
+        this.rememberKind(digest, info);
+      } catch (err) {
+        if (sentAhead) void link.forgetModule(digest);
+        throw err;
+      }
       if (source.nameModule) moduleName = name;
     } else {
       const rec = await store.resolve(source.ref);
@@ -173,10 +183,12 @@ export class AppService {
       }
     }
     if (s.expectedDigest !== undefined && s.expectedDigest !== digest) {
+      if (sentAhead) void link.forgetModule(digest);
       throw new AgentError('AGT_ERR_DIGEST_MISMATCH', `module for app ${name} hashes to ${digest}, expected ${s.expectedDigest}; nothing was changed`, { field: 'expectedDigest', rule: 'expected-digest' });
     }
     const pin = s.pin === null ? undefined : (s.pin ?? prev?.pin);
     if (pin !== undefined && pin !== digest) {
+      if (sentAhead) void link.forgetModule(digest);
       throw new AgentError('AGT_ERR_DIGEST_MISMATCH', `app ${name} is pinned to ${pin}; refusing module ${digest} (deploy with pin: null, or a new pin, to change it)`, {
         field: 'pin',
         rule: 'pinned-digest',

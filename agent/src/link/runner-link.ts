@@ -136,6 +136,8 @@ export class RunnerLink {
   private connects = 0;
   private connectedAt: Date | undefined;
   private readonly transfers = new Map<string, Promise<void>>();
+  /** Pipelined transfers started by sendAhead() or deployModule(), by digest, with the connection they use. */
+  private readonly ahead = new Map<string, { readonly ep: Endpoint; readonly transfer: Promise<void> }>();
   /** Digests the runner is known to hold on the current connection; cleared when the link drops. */
   private readonly held = new Set<string>();
   private readonly connectedListeners: Array<(info: ConnectedInfo) => void> = [];
@@ -347,6 +349,7 @@ export class RunnerLink {
     }
     this.runs.clear();
     this.transfers.clear();
+    this.ahead.clear();
     this.held.clear();
     if (!this.closed) {
       this.logger.warn({ why }, 'runner link lost');
@@ -497,19 +500,14 @@ export class RunnerLink {
     }
     const ep = await this.connected();
     const bytes = options.bytes;
-    if (
-      bytes !== undefined &&
-      bytes.length <= PIPELINE_MAX_BYTES &&
-      !this.held.has(msg.digest) &&
-      !this.transfers.has(msg.digest) &&
-      this.endpoint === ep &&
-      this.ack?.capabilities.includes('module-pipeline') === true
-    ) {
-      const transfer = this.sendPipelined(ep, msg.digest, bytes).finally(() => this.transfers.delete(msg.digest));
-      this.transfers.set(msg.digest, transfer);
+    // Bytes already on their way (sendAhead), or small enough to send without asking first.
+    let transfer = this.ahead.get(msg.digest)?.ep === ep ? this.ahead.get(msg.digest)!.transfer : undefined;
+    if (transfer === undefined && bytes !== undefined) transfer = this.startPipelined(ep, msg.digest, bytes);
+    if (transfer !== undefined) {
       // Its answer waits for the runner to hash and compile the bytes (2-3 ms for 150 KiB here): polled for all
       // that time, it costs no futex wake-up on the way back (0.3-0.9 ms measured).
-      const deployed = ep.requestJson(MsgType.DEPLOY, msg, deployResultSchema, { timeoutMs: 60_000, answerHotUs: answerHotUsFor(bytes.length) });
+      const size = bytes?.length ?? PIPELINE_MAX_BYTES;
+      const deployed = ep.requestJson(MsgType.DEPLOY, msg, deployResultSchema, { timeoutMs: 60_000, answerHotUs: answerHotUsFor(size) });
       const [t, d] = await Promise.allSettled([transfer, deployed]);
       if (t.status === 'fulfilled') {
         if (this.endpoint === ep) this.held.add(msg.digest);
@@ -521,6 +519,57 @@ export class RunnerLink {
     }
     const { sent } = await this.ensureModule(msg.digest, load, options.deadlineMs);
     return { sent, result: await this.deploy(msg) };
+  }
+
+  /**
+   * Starts sending a module the runner does not hold yet, ahead of a DEPLOY that deployModule() sends later (the
+   * agent checks the bytes meanwhile, so the runner's hash and compile overlap the check). Nothing runs until
+   * that DEPLOY; bytes that fail the check are withdrawn with forgetModule(). Returns false when nothing was
+   * started (not connected, the runner holds it, a transfer is under way, too big to send unasked).
+   */
+  sendAhead(digest: string, bytes: Uint8Array): boolean {
+    const ep = this.endpoint;
+    if (ep === undefined || ep.closed || this.closed) return false;
+    const t = this.startPipelined(ep, digest, bytes);
+    if (t === undefined) return false;
+    t.catch(() => undefined); // settled by whoever awaits it; a failure is seen (and retried) there
+    return true;
+  }
+
+  /** The pipelined transfer of `bytes` on `ep`, if the runner lacks them and may be sent them unasked. */
+  private startPipelined(ep: Endpoint, digest: string, bytes: Uint8Array): Promise<void> | undefined {
+    if (
+      bytes.length > PIPELINE_MAX_BYTES ||
+      this.held.has(digest) ||
+      this.transfers.has(digest) ||
+      this.endpoint !== ep ||
+      this.ack?.capabilities.includes('module-pipeline') !== true
+    ) {
+      return undefined;
+    }
+    const transfer = this.sendPipelined(ep, digest, bytes).finally(() => {
+      this.transfers.delete(digest);
+      if (this.ahead.get(digest)?.transfer === transfer) this.ahead.delete(digest);
+    });
+    this.transfers.set(digest, transfer);
+    this.ahead.set(digest, { ep, transfer });
+    return transfer;
+  }
+
+  /** Asks the runner whether it holds `digest` (one round trip). */
+  async holds(digest: string, timeoutMs = 5000): Promise<boolean> {
+    const ep = await this.connected(timeoutMs);
+    return (await ep.requestJson(MsgType.MODULE_HAVE, { digest }, haveSchema, { timeoutMs })).have;
+  }
+
+  /** Asks the runner to drop a module it holds (sent ahead, then refused by the check). Best effort. */
+  async forgetModule(digest: string): Promise<void> {
+    const pending = this.ahead.get(digest)?.transfer;
+    await pending?.catch(() => undefined);
+    this.held.delete(digest);
+    const ep = this.endpoint;
+    if (ep === undefined || ep.closed) return;
+    await ep.requestJson(MsgType.MODULE_FORGET, { digest }, okSchema, { timeoutMs: 5000 }).catch(() => undefined);
   }
 
   /** BEGIN (ack false), chunks and END without waiting in between; resolves with END's answer. */

@@ -113,6 +113,7 @@ export class Runner {
         this.modules.delete(digest);
         this.bytes.delete(digest);
         for (const e of this.engines.values()) e.forget(digest);
+        this.logger.info({ digest }, 'module forgotten');
         return ep.reply(f.corr, { forgotten: true });
       })
       .on(MsgType.RUN, (f) => this.run(ep, f))
