@@ -32,7 +32,7 @@ test('output of many instances is interleaved fairly when the channel is the bot
     const [x, y] = [got[0]! - base[0], got[1]! - base[1]];
     t.log(`since both flowed: flood A ${x} bytes, flood B ${y} bytes`);
     // Round robin shares the channel while both have output queued. The consumer holds the agent's event loop
-    // for most of this window, which must cost neither flood its run (the agent's heartbeat beats from a thread
+    // for most of this window, which must cost neither flood its run (the agent's heartbeat beats from that loop
     // and the ring yields to the loop on a time budget), so both keep flowing.
     t.true(x > 50_000 && y > 50_000, `both floods made progress: ${x} vs ${y}`);
     t.true(Math.min(x, y) / Math.max(x, y) > 0.2, `neither flood was starved: ${x} vs ${y}`);

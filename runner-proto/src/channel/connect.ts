@@ -126,8 +126,9 @@ export interface RingOptions {
   readonly notify?: NotifyMode;
   readonly heartbeatMs?: number;
   /**
-   * Beat from a worker thread, immune to a busy event loop (the runner's pools and compiles, the agent's output
-   * listeners and module checks). Costs a thread and a few MB; falls back to the loop if the thread fails.
+   * Beat from a worker thread, immune to a busy event loop (the runner's pools and compiles). Costs a thread and
+   * about 8 MiB (a second isolate); falls back to the loop if the thread fails. The agent, whose loop stays
+   * short, beats from its loop.
    */
   readonly heartbeatThread?: boolean;
   /**
