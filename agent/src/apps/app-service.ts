@@ -140,61 +140,60 @@ export class AppService {
     let bytes: Uint8Array | undefined;
     let verdict: Verdict = { signed: false };
     let moduleName: string | undefined;
+    const pin = s.pin === null ? undefined : (s.pin ?? prev?.pin);
+    // Bytes sent ahead of their check (below) are withdrawn from the runner by any refusal up to the pin check.
     let sentAhead = false;
-    if (source.kind === 'bytes') {
-      bytes = source.bytes;
-      digest = digestOf(bytes);
-      // The runner's hash and compile are the longest part of a new module's deploy: start them now, beside the
-      // check. The runner holds the bytes but runs nothing until a DEPLOY, sent only once they pass; refused
-      // bytes are withdrawn (below).
-      sentAhead = bytes.length <= policy.maxModuleBytes && link.sendAhead(digest, bytes);
-      try {
+    try {
+      if (source.kind === 'bytes') {
+        bytes = source.bytes;
+        digest = digestOf(bytes);
+        // The runner's hash and compile are the longest part of a new module's deploy: start them now, beside the
+        // check. The runner holds the bytes but runs nothing until a DEPLOY, sent only once they pass; refused
+        // bytes are withdrawn (below).
+        sentAhead = bytes.length <= policy.maxModuleBytes && link.sendAhead(digest, bytes);
         const info = checkModule(bytes, policy, { declaredKind: s.kind });
         verdict = trust.check(bytes, source.signature, `module for app ${name}`);
         kind = kindOf(info, s.kind);
         this.signatures.remember(digest, info.exports);
         this.rememberKind(digest, info);
-      } catch (err) {
-        if (sentAhead) void link.forgetModule(digest);
-        throw err;
-      }
-      if (source.nameModule) moduleName = name;
-    } else {
-      const rec = await store.resolve(source.ref);
-      digest = rec.digest;
-      const meta = 'name' in rec ? (rec as NameRecord).meta : undefined;
-      moduleName = 'name' in rec ? (rec as NameRecord).name : undefined;
-      const storedKind = typeof meta?.kind === 'string' ? meta.kind : this.kinds.get(digest);
-      // Re-checked under today's policy when the store cannot vouch for it: unknown kind, or signatures required.
-      if (storedKind === undefined || trust.policy.requireSignature || (s.kind !== undefined && s.kind !== storedKind)) {
-        bytes = await store.get(digest);
-        const info = checkModule(bytes, policy, { declaredKind: s.kind });
-        kind = kindOf(info, s.kind);
-        this.signatures.remember(digest, info.exports);
-        this.rememberKind(digest, info);
-        // Required: verified again under today's keys (a revoked key stops later deploys). Not required: the
-        // upload verified it; the recorded signer is carried over.
-        const sig = typeof meta?.signature === 'string' ? meta.signature : undefined;
-        if (trust.policy.requireSignature) verdict = trust.check(bytes, sig, `module ${source.ref}`);
-        else if (typeof meta?.signer === 'string') verdict = { signed: true, keyId: meta.signer, label: '' };
+        if (source.nameModule) moduleName = name;
       } else {
-        kind = storedKind === 'command' ? 'command' : 'reactor';
-        if (typeof meta?.signer === 'string') verdict = { signed: true, keyId: meta.signer, label: '' };
+        const rec = await store.resolve(source.ref);
+        digest = rec.digest;
+        const meta = 'name' in rec ? (rec as NameRecord).meta : undefined;
+        moduleName = 'name' in rec ? (rec as NameRecord).name : undefined;
+        const storedKind = typeof meta?.kind === 'string' ? meta.kind : this.kinds.get(digest);
+        // Re-checked under today's policy when the store cannot vouch for it: unknown kind, or signatures required.
+        if (storedKind === undefined || trust.policy.requireSignature || (s.kind !== undefined && s.kind !== storedKind)) {
+          bytes = await store.get(digest);
+          const info = checkModule(bytes, policy, { declaredKind: s.kind });
+          kind = kindOf(info, s.kind);
+          this.signatures.remember(digest, info.exports);
+          this.rememberKind(digest, info);
+          // Required: verified again under today's keys (a revoked key stops later deploys). Not required: the
+          // upload verified it; the recorded signer is carried over.
+          const sig = typeof meta?.signature === 'string' ? meta.signature : undefined;
+          if (trust.policy.requireSignature) verdict = trust.check(bytes, sig, `module ${source.ref}`);
+          else if (typeof meta?.signer === 'string') verdict = { signed: true, keyId: meta.signer, label: '' };
+        } else {
+          kind = storedKind === 'command' ? 'command' : 'reactor';
+          if (typeof meta?.signer === 'string') verdict = { signed: true, keyId: meta.signer, label: '' };
+        }
       }
-    }
-    if (s.expectedDigest !== undefined && s.expectedDigest !== digest) {
-      if (sentAhead) void link.forgetModule(digest);
-      throw new AgentError('AGT_ERR_DIGEST_MISMATCH', `module for app ${name} hashes to ${digest}, expected ${s.expectedDigest}; nothing was changed`, { field: 'expectedDigest', rule: 'expected-digest' });
-    }
-    const pin = s.pin === null ? undefined : (s.pin ?? prev?.pin);
-    if (pin !== undefined && pin !== digest) {
-      if (sentAhead) void link.forgetModule(digest);
-      throw new AgentError('AGT_ERR_DIGEST_MISMATCH', `app ${name} is pinned to ${pin}; refusing module ${digest} (deploy with pin: null, or a new pin, to change it)`, {
-        field: 'pin',
-        rule: 'pinned-digest',
-        pinned: pin,
-        received: digest,
-      });
+      if (s.expectedDigest !== undefined && s.expectedDigest !== digest) {
+        throw new AgentError('AGT_ERR_DIGEST_MISMATCH', `module for app ${name} hashes to ${digest}, expected ${s.expectedDigest}; nothing was changed`, { field: 'expectedDigest', rule: 'expected-digest' });
+      }
+      if (pin !== undefined && pin !== digest) {
+        throw new AgentError('AGT_ERR_DIGEST_MISMATCH', `app ${name} is pinned to ${pin}; refusing module ${digest} (deploy with pin: null, or a new pin, to change it)`, {
+          field: 'pin',
+          rule: 'pinned-digest',
+          pinned: pin,
+          received: digest,
+        });
+      }
+    } catch (err) {
+      if (sentAhead) void link.forgetModule(digest!);
+      throw err;
     }
 
     const options = buildOptions(s, prev?.options, kind, this.o.defaults);

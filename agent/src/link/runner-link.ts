@@ -134,9 +134,11 @@ export class RunnerLink {
   private closed = false;
   private connects = 0;
   private connectedAt: Date | undefined;
-  private readonly transfers = new Map<string, Promise<void>>();
-  /** Pipelined transfers started by sendAhead() or deployModule(), by digest, with the connection they use. */
-  private readonly ahead = new Map<string, { readonly ep: Endpoint; readonly transfer: Promise<void> }>();
+  /**
+   * Module transfers under way, by digest. `pipelinedOn`: the connection a pipelined one (BEGIN, chunks and END
+   * already sent back to back) uses, which a DEPLOY may follow at once.
+   */
+  private readonly transfers = new Map<string, { readonly done: Promise<void>; readonly pipelinedOn?: Endpoint }>();
   /** Digests the runner is known to hold on the current connection; cleared when the link drops. */
   private readonly held = new Set<string>();
   private readonly connectedListeners: Array<(info: ConnectedInfo) => void> = [];
@@ -347,7 +349,6 @@ export class RunnerLink {
     }
     this.runs.clear();
     this.transfers.clear();
-    this.ahead.clear();
     this.held.clear();
     if (!this.closed) {
       this.logger.warn({ why }, 'runner link lost');
@@ -416,10 +417,10 @@ export class RunnerLink {
       return { sent: false };
     }
     // Concurrent runs of the same new module share one transfer.
-    let t = this.transfers.get(digest);
+    let t = this.transfers.get(digest)?.done;
     if (!t) {
       t = (async () => this.sendModule(ep, digest, await load()))().finally(() => this.transfers.delete(digest));
-      this.transfers.set(digest, t);
+      this.transfers.set(digest, { done: t });
     }
     await t;
     if (this.endpoint === ep) this.held.add(digest);
@@ -499,7 +500,8 @@ export class RunnerLink {
     const ep = await this.connected();
     const bytes = options.bytes;
     // Bytes already on their way (sendAhead), or small enough to send without asking first.
-    let transfer = this.ahead.get(msg.digest)?.ep === ep ? this.ahead.get(msg.digest)!.transfer : undefined;
+    const under = this.transfers.get(msg.digest);
+    let transfer = under?.pipelinedOn === ep ? under.done : undefined;
     if (transfer === undefined && bytes !== undefined) transfer = this.startPipelined(ep, msg.digest, bytes);
     if (transfer !== undefined) {
       // Its answer waits for the runner to hash and compile the bytes (2-3 ms for 150 KiB here): polled for all
@@ -545,13 +547,11 @@ export class RunnerLink {
     ) {
       return undefined;
     }
-    const transfer = this.sendPipelined(ep, digest, bytes).finally(() => {
-      this.transfers.delete(digest);
-      if (this.ahead.get(digest)?.transfer === transfer) this.ahead.delete(digest);
+    const done = this.sendPipelined(ep, digest, bytes).finally(() => {
+      if (this.transfers.get(digest)?.done === done) this.transfers.delete(digest);
     });
-    this.transfers.set(digest, transfer);
-    this.ahead.set(digest, { ep, transfer });
-    return transfer;
+    this.transfers.set(digest, { done, pipelinedOn: ep });
+    return done;
   }
 
   /** Asks the runner whether it holds `digest` (one round trip). */
@@ -562,8 +562,7 @@ export class RunnerLink {
 
   /** Asks the runner to drop a module it holds (sent ahead, then refused by the check). Best effort. */
   async forgetModule(digest: string): Promise<void> {
-    const pending = this.ahead.get(digest)?.transfer;
-    await pending?.catch(() => undefined);
+    await this.transfers.get(digest)?.done.catch(() => undefined);
     this.held.delete(digest);
     const ep = this.endpoint;
     if (ep === undefined || ep.closed) return;

@@ -42,9 +42,16 @@ function startHeartbeat(region: Region, side: Side, intervalMs: number, thread?:
     loopTimer ??= setInterval(() => Atomics.add(region.words, word, 1), intervalMs);
     loopTimer.unref();
   };
+  const stopLoop = async (): Promise<void> => clearInterval(loopTimer);
+  // A thread that cannot start (its file missing, no memory for an isolate) must not take the process down, nor
+  // leave this side without a heartbeat: beat from the loop instead, as every side did before threads.
+  const fallBack = (err: unknown): void => {
+    thread?.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat thread failed; beating from the event loop');
+    beatFromLoop();
+  };
   if (!thread) {
     beatFromLoop();
-    return async () => clearInterval(loopTimer);
+    return stopLoop;
   }
   // The thread's file sits beside this module: dist/ after tsc, the bundle's folder after build/bundle.mjs.
   let w: Worker;
@@ -54,19 +61,13 @@ function startHeartbeat(region: Region, side: Side, intervalMs: number, thread?:
       resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
     });
   } catch (err) {
-    thread.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat thread failed; beating from the event loop');
-    beatFromLoop();
-    return async () => clearInterval(loopTimer);
+    fallBack(err);
+    return stopLoop;
   }
   w.unref();
   let exited = false;
   const exit = new Promise<void>((resolve) => w.once('exit', () => ((exited = true), resolve())));
-  // A thread that cannot start (its file missing, no memory for an isolate) must not take the process down, nor
-  // leave this side without a heartbeat: beat from the loop instead, as every side did before threads.
-  w.once('error', (err) => {
-    thread.logger?.warn({ err: err.message }, 'heartbeat thread failed; beating from the event loop');
-    beatFromLoop();
-  });
+  w.once('error', fallBack);
   return async () => {
     clearInterval(loopTimer);
     if (exited) return;
