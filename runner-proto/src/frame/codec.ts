@@ -1,4 +1,5 @@
 import { crc32c, crc32cHeaderWords } from '../crc/index.js';
+import { allocBytes, copyBytes } from './bytes.js';
 
 /*
  * Frame = 24-byte header + body. All integers little-endian.
@@ -141,8 +142,8 @@ export function bodyCrcFor(flags: number, body: Uint8Array): number {
 
 /** Encodes a whole frame into a fresh buffer (stream transports, test vectors). */
 export function encodeFrame(f: Frame): Uint8Array {
-  const out = new Uint8Array(FRAME_HEADER_SIZE + f.body.length);
-  const view = new DataView(out.buffer);
+  const out = allocBytes(FRAME_HEADER_SIZE + f.body.length);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out.set(f.body, FRAME_HEADER_SIZE);
   writeHeader(view, 0, {
     type: f.type,
@@ -163,7 +164,7 @@ export function decodeFrame(bytes: Uint8Array, maxBody: number): Frame | FrameFa
   if (FRAME_HEADER_SIZE + h.length > bytes.length) {
     return { code: 'truncated', have: bytes.length, need: FRAME_HEADER_SIZE + h.length };
   }
-  const body = bytes.slice(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + h.length);
+  const body = copyBytes(bytes, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + h.length);
   const fault = checkBody(h, body);
   if (fault) return fault;
   return { type: h.type, flags: h.flags, seq: h.seq, corr: h.corr, body };

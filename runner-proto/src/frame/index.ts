@@ -16,3 +16,4 @@ export {
   writeHeader,
 } from './codec.js';
 export type { Frame, FrameFault, FrameHeader } from './codec.js';
+export { allocBytes, copyBytes, utf8Bytes } from './bytes.js';

@@ -15,6 +15,7 @@
  * (AppManager substitutes them for an absent object, the engine for absent fields), so nothing changes.
  */
 import { AgentError } from '../errors/index.js';
+import { allocBytes, utf8Bytes } from '../frame/index.js';
 import type { CallMessage, CallResultMessage } from './messages.js';
 
 export const CALL_BATCH_BIN_VERSION = 1;
@@ -53,10 +54,9 @@ const I64_MIN = -(2n ** 63n);
 const U64_MAX = 2n ** 64n - 1n;
 const I64_TEXT = /^-?[0-9]{1,20}$/;
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** A lone surrogate cannot be UTF-8: TextEncoder would replace it, so such a name must travel as JSON. */
+/** A lone surrogate cannot be UTF-8: encoding would replace it, so such a name must travel as JSON. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 type WasmValueMessage = CallMessage['args'][number];
@@ -151,8 +151,9 @@ class Writer {
   at = 0;
 
   constructor(size: number) {
-    this.bytes = new Uint8Array(size);
-    this.view = new DataView(this.bytes.buffer);
+    // A view into a shared slab (frame/bytes.ts): hence the DataView's offset.
+    this.bytes = allocBytes(size);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
   }
 
   u8(v: number): void {
@@ -238,7 +239,7 @@ export function encodeCallBatchRequest(calls: readonly CallMessage[]): Uint8Arra
   const intern = (s: string): number => {
     let i = index.get(s);
     if (i === undefined) {
-      const b = encoder.encode(s);
+      const b = utf8Bytes(s);
       if (b.length > MAX_STRING_BYTES) throw new AgentError('AGT_ERR_INTERNAL', `CALL_BATCH_BIN string of ${b.length} bytes exceeds ${MAX_STRING_BYTES}`);
       i = strings.length;
       index.set(s, i);
@@ -295,7 +296,7 @@ export function encodeCallBatchResults(results: readonly CallResultInput[]): Uin
       size += 5;
       if (r.message !== undefined) {
         messages ??= [];
-        const m = encoder.encode(r.message);
+        const m = utf8Bytes(r.message);
         messages[i] = m;
         size += 4 + m.length;
       }

@@ -1,17 +1,16 @@
 import type { z } from 'zod';
 import { AgentError } from '../errors/index.js';
-import { FLAG_BODY_CRC, FLAG_JSON } from '../frame/index.js';
+import { FLAG_BODY_CRC, FLAG_JSON, allocBytes, utf8Bytes } from '../frame/index.js';
 import { parseParams } from './lazy.js';
 import { msgTypeName } from './messages.js';
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Control bodies are small: always checksummed. */
 export const JSON_FLAGS = FLAG_JSON | FLAG_BODY_CRC;
 
 export function encodeJson(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+  return utf8Bytes(JSON.stringify(value));
 }
 
 /** Parses and validates a JSON body; the error names the frame type and the failing field. */
@@ -36,9 +35,9 @@ export function decodeJson<T extends z.ZodType>(type: number, body: Uint8Array, 
  * Used where metadata travels with a payload (INVOKE's stdin and stdout).
  */
 export function joinHead(head: unknown, raw: Uint8Array): Uint8Array {
-  const h = encoder.encode(JSON.stringify(head));
-  const out = new Uint8Array(4 + h.length + raw.length);
-  new DataView(out.buffer).setUint32(0, h.length, true);
+  const h = utf8Bytes(JSON.stringify(head));
+  const out = allocBytes(4 + h.length + raw.length);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(0, h.length, true);
   out.set(h, 4);
   out.set(raw, 4 + h.length);
   return out;

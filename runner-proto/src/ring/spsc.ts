@@ -5,6 +5,7 @@ import {
   HOST_LITTLE_ENDIAN,
   bodyCrcFor,
   checkHeaderWords,
+  copyBytes,
   headerWord0,
   type Frame,
   type FrameFault,
@@ -302,7 +303,7 @@ export class RingConsumer extends RingEnd {
     const flags = w0 >>> 24;
     const start = pos + FRAME_HEADER_SIZE;
     // A borrowed body is a view into the ring, valid only until release(); others are copied out.
-    const body = borrow?.(type) ? this.mem.data.subarray(start, start + w1) : this.mem.data.slice(start, start + w1);
+    const body = borrow?.(type) ? this.mem.data.subarray(start, start + w1) : copyBytes(this.mem.data, start, start + w1);
     if ((flags & FLAG_BODY_CRC) !== 0) {
       const want = crc32c(body);
       if (want !== w4) return { code: 'body-crc', got: w4, want };
