@@ -1,3 +1,5 @@
+import { allocBytes } from '../frame/bytes.js';
+
 /**
  * The request/result queue between the runner and one engine worker: two rings of 8-byte words in a
  * SharedArrayBuffer. A postMessage round trip costs tens of microseconds; a call through these rings costs
@@ -143,7 +145,7 @@ export class WordRing {
   }
 
   readBytes(pos: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
+    const out = allocBytes(length);
     const at = (pos & this.mask) * 8;
     const first = Math.min(length, this.u8.length - at);
     out.set(this.u8.subarray(at, at + first));

@@ -1,3 +1,5 @@
+import { allocBytes } from '../frame/bytes.js';
+
 /**
  * stdout/stderr travel from the worker to the runner through a ring in a SharedArrayBuffer, not as one
  * postMessage per write: messages still queued when `worker.terminate()` runs are dropped (measured on Node 20),
@@ -171,7 +173,7 @@ export class RingReader extends RingView {
   }
 
   private copyOut(counter: number, len: number): Uint8Array {
-    const out = new Uint8Array(len);
+    const out = allocBytes(len);
     const at = counter & this.mask;
     const first = Math.min(len, this.data.length - at);
     out.set(this.data.subarray(at, at + first));
