@@ -354,30 +354,28 @@ async function measure(name: string, unit: string, f: () => Promise<number[]> | 
   }
 }
 
+/** The floor and the polling ring in RTT_ROUNDS alternating rounds: all samples of each, and each round's p50s. */
+async function floorAndRingAlternating(): Promise<{ floor: number[]; poll: number[]; rounds: Array<{ floor: number; poll: number }> }> {
+  const out = { floor: [] as number[], poll: [] as number[], rounds: [] as Array<{ floor: number; poll: number }> };
+  for (let r = 0; r < RTT_ROUNDS; r++) {
+    const f = await floorRtt(Math.ceil(RTT_N / RTT_ROUNDS));
+    const p = await ringPollingRtt(Math.ceil(RTT_N / RTT_ROUNDS));
+    out.floor.push(...f);
+    out.poll.push(...p);
+    out.rounds.push({ floor: summarize(f).p50, poll: summarize(p).p50 });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   process.stderr.write(`bench:channel  ${os.cpus().length} vCPU, node ${process.version}, crc32c ${crc32cImplementation}, ring ${RING / MiB} MiB\n`);
   pinSelf(PIN?.[0]);
   // The floor is bimodal on this VM (it moves between about 0.2 and 0.6 µs from one minute to the next): the two
   // rows the target compares run in alternating rounds, so both see the same modes.
-  const floorSamples: number[] = [];
-  const pollSamples: number[] = [];
-  const rounds: Array<{ floor: number; poll: number }> = [];
-  let alternated: string | undefined;
-  if (ONLY.has('rtt')) {
-    try {
-      for (let r = 0; r < RTT_ROUNDS; r++) {
-        const f = await floorRtt(Math.ceil(RTT_N / RTT_ROUNDS));
-        const p = await ringPollingRtt(Math.ceil(RTT_N / RTT_ROUNDS));
-        floorSamples.push(...f);
-        pollSamples.push(...p);
-        rounds.push({ floor: summarize(f).p50, poll: summarize(p).p50 });
-      }
-    } catch (err) {
-      alternated = err instanceof Error ? err.message : String(err);
-    }
-  }
-  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', () => (alternated === undefined ? floorSamples : Promise.reject(new Error(alternated))), 'rtt');
-  const poll = await measure('ring, polling (64 B)', 'µs', () => (alternated === undefined ? pollSamples : Promise.reject(new Error(alternated))), 'rtt');
+  const alternated = ONLY.has('rtt') ? floorAndRingAlternating() : undefined;
+  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', async () => (await alternated!).floor, 'rtt');
+  const poll = await measure('ring, polling (64 B)', 'µs', async () => (await alternated!).poll, 'rtt');
+  const rounds = (await alternated?.catch(() => undefined))?.rounds ?? [];
   const futex = await measure('ring, futex wait (default: 200 µs hot phase)', 'µs', () => ringTransportRtt('futex', () => new FutexNotifier(), 20_000), 'rtt');
   const sockBell = await measure('ring, socket doorbell (default: 200 µs hot phase)', 'µs', () => socketBellRtt(''), 'rtt');
   const block = await measure('ring, futex, always asleep (no hot phase)', 'µs', () => ringTransportRtt('futex-cold', () => new FutexNotifier(), 20_000), 'rtt');

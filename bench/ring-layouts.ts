@@ -36,6 +36,29 @@ const CPU_ROUNDS = 15;
 
 type Layout = 'floor' | 'ring' | 'slot';
 
+/** Bytes of the shared buffer a layout uses: a region for the ring, two slot arrays after 4 KiB for the prototype. */
+function sizeOf(layout: Layout): number {
+  return layout === 'slot' ? (1024 + 2 * SLOTS * SLOT_WORDS) * 4 : regionSizeFor(RING);
+}
+
+/** Word index of message `seq`'s slot in the slot array starting at word `base`. */
+function slotAt(base: number, seq: number): number {
+  return base + (seq % SLOTS) * SLOT_WORDS;
+}
+
+/** A prototype record: the body from word 4, then length, type and corr, and the sequence word (word 0) last. */
+function writeSlot(w: Int32Array, u8: Uint8Array, s: number, seq: number, type: number, corr: number, body: Uint8Array): void {
+  u8.set(body, s * 4 + 16);
+  w[s + 1] = body.length;
+  w[s + 2] = type;
+  w[s + 3] = corr;
+  Atomics.store(w, s, seq); // last: everything above is visible once this is
+}
+
+function slotBody(w: Int32Array, u8: Uint8Array, s: number): Uint8Array {
+  return u8.slice(s * 4 + 16, s * 4 + 16 + w[s + 1]!);
+}
+
 /** The far side: answers every message in a tight loop until told to stop (or 60 s pass). */
 function peer(layout: Layout, file: string): void {
   const m = mapFile(file, fs.statSync(file).size);
@@ -72,20 +95,13 @@ function peer(layout: Layout, file: string): void {
     const rxBase = 1024;
     const txBase = rxBase + SLOTS * SLOT_WORDS;
     for (let i = 1; ; i++) {
-      const r = rxBase + (i % SLOTS) * SLOT_WORDS;
+      const r = slotAt(rxBase, i);
       let v = 0;
       for (let spins = 0; (v = Atomics.load(w, r)) !== i && v !== STOP; spins++) {
         if ((spins & 0xffff) === 0 && Date.now() > deadline) process.exit(1);
       }
       if (v === STOP) break;
-      const len = w[r + 1]!;
-      const body = u8.slice(r * 4 + 16, r * 4 + 16 + len);
-      const s = txBase + (i % SLOTS) * SLOT_WORDS;
-      u8.set(body, s * 4 + 16);
-      w[s + 1] = len;
-      w[s + 2] = w[r + 2]!;
-      w[s + 3] = w[r + 3]!;
-      Atomics.store(w, s, i); // last: everything above is visible once this is
+      writeSlot(w, u8, slotAt(txBase, i), i, w[r + 2]!, w[r + 3]!, slotBody(w, u8, r));
     }
   }
   m.unmap();
@@ -109,7 +125,7 @@ function startPeer(layout: Layout, file: string): Promise<ChildProcess> {
 /** One round of N timed exchanges (after WARM untimed ones); RTT samples in µs. */
 async function round(layout: Layout): Promise<number[]> {
   const file = `/dev/shm/wasm-bridge-bench-layout-${process.pid}`;
-  const size = layout === 'slot' ? (1024 + 2 * SLOTS * SLOT_WORDS) * 4 : regionSizeFor(RING);
+  const size = sizeOf(layout);
   createRegionFile(file, size);
   const m = mapFile(file, size);
   const w = new Int32Array(m.buffer);
@@ -134,15 +150,10 @@ async function round(layout: Layout): Promise<number[]> {
       while (f === undefined);
       rx.release();
     } else {
-      const s = 1024 + (i % SLOTS) * SLOT_WORDS;
-      u8.set(body, s * 4 + 16);
-      w[s + 1] = body.length;
-      w[s + 2] = 3;
-      w[s + 3] = i;
-      Atomics.store(w, s, i);
-      const r = rxBase + (i % SLOTS) * SLOT_WORDS;
+      writeSlot(w, u8, slotAt(1024, i), i, 3, i, body);
+      const r = slotAt(rxBase, i);
       while (Atomics.load(w, r) !== i);
-      u8.slice(r * 4 + 16, r * 4 + 16 + w[r + 1]!);
+      slotBody(w, u8, r);
     }
     if (i > WARM) out.push((performance.now() - t0) * 1000);
   }
@@ -150,7 +161,7 @@ async function round(layout: Layout): Promise<number[]> {
   else if (tx) {
     tx.tryWrite({ type: 3, flags: 0, corr: 0xffffffff, body });
     tx.publish();
-  } else Atomics.store(w, 1024 + ((WARM + N + 1) % SLOTS) * SLOT_WORDS, STOP);
+  } else Atomics.store(w, slotAt(1024, WARM + N + 1), STOP);
   await new Promise((r) => child.once('exit', r));
   m.unmap();
   fs.rmSync(file, { force: true });
@@ -163,7 +174,7 @@ async function round(layout: Layout): Promise<number[]> {
  * is moving lines between the two vCPUs. Median of CPU_ROUNDS batches, ns.
  */
 function cpuOfRoundTrip(layout: Layout): number {
-  const size = layout === 'slot' ? (1024 + 2 * SLOTS * SLOT_WORDS) * 4 : regionSizeFor(RING);
+  const size = sizeOf(layout);
   const buffer = new ArrayBuffer(size);
   const w = new Int32Array(buffer);
   const u8 = new Uint8Array(buffer);
@@ -192,14 +203,10 @@ function cpuOfRoundTrip(layout: Layout): number {
         }
       } else {
         for (const base of [1024, 1024 + SLOTS * SLOT_WORDS]) {
-          const s = base + (seq % SLOTS) * SLOT_WORDS;
-          u8.set(body, s * 4 + 16);
-          w[s + 1] = body.length;
-          w[s + 2] = 3;
-          w[s + 3] = seq;
-          Atomics.store(w, s, seq);
+          const s = slotAt(base, seq);
+          writeSlot(w, u8, s, seq, 3, seq, body);
           if (Atomics.load(w, s) !== seq) throw new Error('slot');
-          u8.slice(s * 4 + 16, s * 4 + 16 + w[s + 1]!);
+          slotBody(w, u8, s);
         }
       }
     }

@@ -29,9 +29,9 @@ function sampledCounter(p: PromClient, registry: Registry, name: string, help: s
   });
 }
 
-/** Operations recorded before prom-client is loaded; beyond this many it is loaded without waiting for a scrape. */
 /** How often the event-loop lag histogram takes a sample. */
 const EVENT_LOOP_SAMPLE_MS = 100;
+/** Operations recorded before prom-client is loaded; beyond this many it is loaded without waiting for a scrape. */
 const BUFFER_LIMIT = 10_000;
 
 /**
