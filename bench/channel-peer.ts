@@ -1,8 +1,11 @@
 /**
  * The far side of bench/channel.ts, a separate process. Modes:
- *   floor REGION            spin on word 0, answer on word 16 (the bare hand-off floor)
- *   ring-echo REGION MODE   RingTransport (runner side) answering every frame with the same body
- *                           (MODE: polling, futex, socket:PATH; -cold after futex/socket: no hot phase)
+ *   ring-echo REGION MODE [FLOOR]
+ *                           RingTransport (runner side) answering every frame with the same body
+ *                           (MODE: polling, futex, socket:PATH; -cold after futex/socket: no hot phase).
+ *                           With FLOOR (a 4 KiB shared file), an ECHO frame whose corr is FLOOR_BLOCK and whose
+ *                           body is two u32s [from, n] is not answered: its handler serves n bare hand-offs on
+ *                           FLOOR instead, so the floor and the ring are measured on the same two processes.
  *   ring-sink REGION MODE   counts bytes of incoming frames; answers the END frame with the count
  *   socket-echo PATH        Unix socket echo
  *   socket-sink PATH TOTAL  counts bytes; writes one byte back when TOTAL have arrived
@@ -14,8 +17,9 @@ import { MsgType } from '../runner-proto/src/protocol/index.js';
 import { Region, Side } from '../runner-proto/src/region/index.js';
 import { mapFile } from '../runner-proto/src/shm/index.js';
 import { RingTransport } from '../runner-proto/src/transport/index.js';
+import { FLOOR_BLOCK, FLOOR_BYTES, serveFloor } from './lib/floor.js';
 
-const [mode, target, arg] = process.argv.slice(2);
+const [mode, target, arg, floorFile] = process.argv.slice(2);
 
 // A `-cold` suffix on the mode (futex-cold, socket-cold:PATH) turns the transport's hot phase off: every
 // exchange then pays a real sleep and wake-up.
@@ -39,29 +43,20 @@ function ready(): void {
   process.stdout.write('READY\n');
 }
 
-if (mode === 'floor') {
-  const m = mapFile(target!, 4096);
-  const w = new Int32Array(m.buffer);
-  ready();
-  let last = Atomics.load(w, 0);
-  for (;;) {
-    const v = Atomics.load(w, 0);
-    if (v === last) continue;
-    if (v === -1) break;
-    Atomics.store(w, 16, v);
-    last = v;
-  }
-  process.exit(0);
-} else if (mode === 'ring-echo' || mode === 'ring-sink') {
+if (mode === 'ring-echo' || mode === 'ring-sink') {
   const m = mapFile(target!, fs.statSync(target!).size);
   const region = Region.attach(m.buffer);
   const t = new RingTransport({ region, side: Side.Runner, notifier: notifier(spec), baseAddress: m.address, hotUs: cold ? 0 : undefined });
   let bytes = 0;
+  const floor = floorFile === undefined ? undefined : new Int32Array(mapFile(floorFile, FLOOR_BYTES).buffer);
   // As the runner does for module chunks: the sink consumes bodies in place.
   if (mode === 'ring-sink') t.borrow = (type) => type === MsgType.MODULE_CHUNK;
   t.start({
     frame: (f) => {
-      if (mode === 'ring-echo') void t.send({ type: MsgType.RESULT, flags: f.flags, corr: f.corr, body: f.body });
+      if (floor !== undefined && f.type === MsgType.ECHO && f.corr === FLOOR_BLOCK) {
+        const v = new DataView(f.body.buffer, f.body.byteOffset, f.body.byteLength);
+        serveFloor(floor, v.getUint32(0, true), v.getUint32(4, true), 10_000);
+      } else if (mode === 'ring-echo') void t.send({ type: MsgType.RESULT, flags: f.flags, corr: f.corr, body: f.body });
       else if (f.type === MsgType.MODULE_END) void t.send({ type: MsgType.RESULT, flags: 0, corr: f.corr, body: Buffer.from(String(bytes)) }).then(() => (bytes = 0));
       else bytes += f.body.length;
     },

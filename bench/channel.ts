@@ -26,14 +26,17 @@ import { createRegionFile, mapFile, type Mapping } from '../runner-proto/src/shm
 import { RingTransport } from '../runner-proto/src/transport/index.js';
 import { bigModule } from '../test/helpers/modules.js';
 import { writeSection } from './lib/doc.js';
-import { fmt, summarize, table, type Summary } from './lib/stats.js';
+import { FLOOR_BLOCK, FLOOR_BYTES, floorHandoffs } from './lib/floor.js';
+import { fmt, quantiles, summarize, table, type Summary } from './lib/stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PEER = path.join(HERE, 'channel-peer.js');
 const RING = Number(process.env.BENCH_RING ?? 1024 * 1024);
 const RTT_N = Number(process.env.BENCH_RTT_N ?? 100_000);
-/** The floor and the polling ring run in this many alternating rounds of RTT_N / RTT_ROUNDS samples each. */
-const RTT_ROUNDS = Number(process.env.BENCH_RTT_ROUNDS ?? 4);
+/** The floor and the polling ring run interleaved in blocks of this many exchanges (RTT_N of each in all). */
+const RTT_BLOCK = Number(process.env.BENCH_RTT_BLOCK ?? 2000);
+/** Exchanges at the start of each block that are not counted: the peer switching between floor and ring. */
+const RTT_SKIP = 200;
 const TP_FRAMES = Number(process.env.BENCH_TP_FRAMES ?? 4096); // 256 MiB of 64 KiB frames
 const KiB64 = 64 * 1024;
 const MiB = 1024 * 1024;
@@ -92,35 +95,6 @@ function lastCpu(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[36]);
 }
 
-async function floorRtt(n: number): Promise<number[]> {
-  const file = shm('floor');
-  createRegionFile(file, 4096);
-  const m = mapFile(file, 4096);
-  const w = new Int32Array(m.buffer);
-  const peer = await startPeer(['floor', file]);
-  const out: number[] = [];
-  // Two spinners that land on one vCPU take turns a scheduler tick apart: give up rather than spin for hours.
-  const deadline = performance.now() + 60_000;
-  for (let i = 1; i <= n + 10_000; i++) {
-    const t0 = performance.now();
-    Atomics.store(w, 0, i);
-    while (Atomics.load(w, 16) !== i);
-    if (i % 1000 === 0 && performance.now() > deadline) {
-      Atomics.store(w, 0, -1);
-      await stop(peer);
-      m.unmap();
-      fs.rmSync(file);
-      throw new Error(`hand-off floor: only ${i} round trips in 60 s (both processes on one vCPU?)`);
-    }
-    if (i > 10_000) out.push((performance.now() - t0) * 1000);
-  }
-  Atomics.store(w, 0, -1);
-  await stop(peer);
-  m.unmap();
-  fs.rmSync(file);
-  return out;
-}
-
 function makeRegion(name: string): { file: string; map: Mapping; region: Region } {
   const file = shm(name);
   createRegionFile(file, regionSizeFor(RING));
@@ -128,27 +102,70 @@ function makeRegion(name: string): { file: string; map: Mapping; region: Region 
   return { file, map, region: Region.initialise(map.buffer, RING) };
 }
 
-/** Ring RTT with the peer's real RingTransport + polling, our side spinning on the raw ring. */
-async function ringPollingRtt(n: number): Promise<number[]> {
+/**
+ * The floor and the polling ring on the same two processes, interleaved in blocks of RTT_BLOCK exchanges: the peer
+ * is one RingTransport (polling) echoing 64 B frames, and a FLOOR_BLOCK frame makes its handler serve a block of
+ * bare hand-offs on a second shared page. Host noise here moves both by a factor of two within seconds; blocks a
+ * few milliseconds long put the two rows under the same conditions, and each block gives a ratio of its own.
+ * Our side spins on the raw ring; the first RTT_SKIP exchanges of each block (the switch) are not counted.
+ */
+async function floorAndRingPaired(): Promise<{ floor: number[]; poll: number[]; blocks: Array<{ floor: number; poll: number }> }> {
   const { file, map, region } = makeRegion('poll');
-  const peer = await startPeer(['ring-echo', file, 'polling']);
+  const floorFile = shm('floor');
+  createRegionFile(floorFile, FLOOR_BYTES);
+  const floorMap = mapFile(floorFile, FLOOR_BYTES);
+  const w = new Int32Array(floorMap.buffer);
+  const peer = await startPeer(['ring-echo', file, 'polling', floorFile]);
   const tx = new RingProducer(region.ring(0));
   const rx = new RingConsumer(region.ring(1));
   const body = new Uint8Array(64);
-  const out: number[] = [];
-  for (let i = 0; i < n + 10_000; i++) {
-    const t0 = performance.now();
-    tx.tryWrite({ type: MsgType.ECHO, flags: 0, corr: i, body });
+  const ask = new Uint8Array(8);
+  const askView = new DataView(ask.buffer);
+  const out = { floor: [] as number[], poll: [] as number[], blocks: [] as Array<{ floor: number; poll: number }> };
+  let handoffs = 0;
+  const ringBlock = (n: number, into: number[]): void => {
+    const deadline = performance.now() + 10_000;
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      if (!tx.tryWrite({ type: MsgType.ECHO, flags: 0, corr: i, body })) throw new Error('ring full: the peer is not answering');
+      tx.publish();
+      let f;
+      for (let k = 1; (f = rx.read()) === undefined; k++) {
+        if ((k & 1023) === 0 && performance.now() > deadline) throw new Error('ring: no answer within 10 s');
+      }
+      if ('code' in f) throw new Error(`ring fault: ${f.code}`);
+      rx.release();
+      if (i >= RTT_SKIP) into.push((performance.now() - t0) * 1000);
+    }
+  };
+  const floorBlock = (n: number, into: number[]): void => {
+    askView.setUint32(0, handoffs, true);
+    askView.setUint32(4, n, true);
+    if (!tx.tryWrite({ type: MsgType.ECHO, flags: 0, corr: FLOOR_BLOCK, body: ask })) throw new Error('ring full: the peer is not answering');
     tx.publish();
-    let f;
-    do f = rx.read();
-    while (f === undefined);
-    rx.release();
-    if (i >= 10_000) out.push((performance.now() - t0) * 1000);
+    floorHandoffs(w, handoffs, n, RTT_SKIP, into, 10_000);
+    handoffs += n;
+  };
+  try {
+    ringBlock(10_000, []); // JIT and caches, both sides
+    floorBlock(10_000, []);
+    const blocks = Math.ceil(RTT_N / RTT_BLOCK);
+    for (let b = 0; b < blocks; b++) {
+      const f: number[] = [];
+      const p: number[] = [];
+      floorBlock(RTT_BLOCK + RTT_SKIP, f);
+      ringBlock(RTT_BLOCK + RTT_SKIP, p);
+      out.floor.push(...f);
+      out.poll.push(...p);
+      out.blocks.push({ floor: summarize(f).p50, poll: summarize(p).p50 });
+    }
+  } finally {
+    await stop(peer);
+    map.unmap();
+    floorMap.unmap();
+    fs.rmSync(file);
+    fs.rmSync(floorFile);
   }
-  await stop(peer);
-  map.unmap();
-  fs.rmSync(file);
   return out;
 }
 
@@ -354,28 +371,23 @@ async function measure(name: string, unit: string, f: () => Promise<number[]> | 
   }
 }
 
-/** The floor and the polling ring in RTT_ROUNDS alternating rounds: all samples of each, and each round's p50s. */
-async function floorAndRingAlternating(): Promise<{ floor: number[]; poll: number[]; rounds: Array<{ floor: number; poll: number }> }> {
-  const out = { floor: [] as number[], poll: [] as number[], rounds: [] as Array<{ floor: number; poll: number }> };
-  for (let r = 0; r < RTT_ROUNDS; r++) {
-    const f = await floorRtt(Math.ceil(RTT_N / RTT_ROUNDS));
-    const p = await ringPollingRtt(Math.ceil(RTT_N / RTT_ROUNDS));
-    out.floor.push(...f);
-    out.poll.push(...p);
-    out.rounds.push({ floor: summarize(f).p50, poll: summarize(p).p50 });
-  }
-  return out;
+/** The spread of the per-block p50s and of their ratios, as deciles: what a single whole-run ratio hides. */
+function blockSummary(blocks: ReadonlyArray<{ floor: number; poll: number }>): string {
+  const dec = (xs: number[]): string => quantiles(xs, [0.1, 0.5, 0.9]).map((x) => fmt(x)).join(' / ');
+  const ratios = blocks.map((b) => b.poll / b.floor);
+  const within = ratios.filter((r) => r <= 5).length;
+  return `The floor and the polling ring ran interleaved on the same two processes, in ${blocks.length} blocks of ${RTT_BLOCK} exchanges each (p10 / p50 / p90 over the blocks): floor p50 ${dec(blocks.map((b) => b.floor))} µs, ring p50 ${dec(blocks.map((b) => b.poll))} µs, ring / floor ${dec(ratios)}×; ${within} of ${blocks.length} blocks within 5×.`;
 }
 
 async function main(): Promise<void> {
   process.stderr.write(`bench:channel  ${os.cpus().length} vCPU, node ${process.version}, crc32c ${crc32cImplementation}, ring ${RING / MiB} MiB\n`);
   pinSelf(PIN?.[0]);
   // The floor is bimodal on this VM (it moves between about 0.2 and 0.6 µs from one minute to the next): the two
-  // rows the target compares run in alternating rounds, so both see the same modes.
-  const alternated = ONLY.has('rtt') ? floorAndRingAlternating() : undefined;
-  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', async () => (await alternated!).floor, 'rtt');
-  const poll = await measure('ring, polling (64 B)', 'µs', async () => (await alternated!).poll, 'rtt');
-  const rounds = (await alternated?.catch(() => undefined))?.rounds ?? [];
+  // rows the target compares run interleaved on the same two processes, so both see the same modes.
+  const paired = ONLY.has('rtt') ? floorAndRingPaired() : undefined;
+  const floor = await measure('bare hand-off floor (Int32 each way)', 'µs', async () => (await paired!).floor, 'rtt');
+  const poll = await measure('ring, polling (64 B)', 'µs', async () => (await paired!).poll, 'rtt');
+  const blocks = (await paired?.catch(() => undefined))?.blocks ?? [];
   const futex = await measure('ring, futex wait (default: 200 µs hot phase)', 'µs', () => ringTransportRtt('futex', () => new FutexNotifier(), 20_000), 'rtt');
   const sockBell = await measure('ring, socket doorbell (default: 200 µs hot phase)', 'µs', () => socketBellRtt(''), 'rtt');
   const block = await measure('ring, futex, always asleep (no hot phase)', 'µs', () => ringTransportRtt('futex-cold', () => new FutexNotifier(), 20_000), 'rtt');
@@ -431,15 +443,13 @@ async function main(): Promise<void> {
   const md = [
     '## Channel (issue 3)',
     '',
-    `Command: \`${PIN ? `BENCH_PIN=${PIN.join(',')} ` : ''}npm run bench:channel\` (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} vCPU, Node ${process.version}, CRC32C ${crc32cImplementation}, ring ${RING / MiB} MiB per direction). Two processes on one /dev/shm region; RTT samples: ${RTT_N} (ring polling, floor: ${RTT_ROUNDS} alternating rounds), 20000 (others).`,
+    `Command: \`${PIN ? `BENCH_PIN=${PIN.join(',')} ` : ''}npm run bench:channel\` (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} vCPU, Node ${process.version}, CRC32C ${crc32cImplementation}, ring ${RING / MiB} MiB per direction). Two processes on one /dev/shm region; RTT samples: ${RTT_N} (ring polling and floor, interleaved in blocks of ${RTT_BLOCK} on the same two processes), 20000 (others).`,
     '',
     '### Round trip of a 64 B frame (µs)',
     '',
     table(['path', 'p50', 'p99', 'mean ± se', 'vs floor', 'vs socket'], rttRows),
     '',
-    rounds.length > 0
-      ? `The floor and the polling ring ran in ${rounds.length} alternating rounds; p50 per round, floor / ring (ratio): ${rounds.map((r) => `${fmt(r.floor)} / ${fmt(r.poll)} µs (${fmt(r.poll / r.floor)}×)`).join(', ')}.`
-      : 'The floor and the polling ring did not run.',
+    blocks.length > 0 ? blockSummary(blocks) : 'The floor and the polling ring did not run.',
     '',
     `Unix socket mode seen: ${socketMode} (its RTT is bimodal on this VM: ~11 µs sharing a vCPU, ~95 µs across vCPUs).${PEER_CPU !== undefined ? ` RTT and throughput ran with this process pinned to vCPU ${PIN?.[0]} and the peer to vCPU ${PEER_CPU} (\`BENCH_PIN=${PIN?.join(',')}\`).` : ''}`,
     '',

@@ -12,10 +12,16 @@ export function summarize(samples: readonly number[]): Summary {
   const s = [...samples].sort((a, b) => a - b);
   const n = s.length;
   if (n === 0) return { n: 0, p50: NaN, p99: NaN, mean: NaN, sePct: NaN };
-  const q = (p: number): number => s[Math.min(n - 1, Math.floor(p * (n - 1)))]!;
+  const [p50, p99] = quantiles(s, [0.5, 0.99]) as [number, number];
   const mean = s.reduce((a, b) => a + b, 0) / n;
   const sd = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
-  return { n, p50: q(0.5), p99: q(0.99), mean, sePct: (100 * sd) / Math.sqrt(n) / mean };
+  return { n, p50, p99, mean, sePct: (100 * sd) / Math.sqrt(n) / mean };
+}
+
+/** The p-quantiles (0 to 1) of the samples, by the same rule as summarize(). */
+export function quantiles(samples: readonly number[], ps: readonly number[]): number[] {
+  const s = [...samples].sort((a, b) => a - b);
+  return ps.map((p) => (s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))]!));
 }
 
 export function fmt(x: number, digits = 2): string {
