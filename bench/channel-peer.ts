@@ -49,8 +49,8 @@ if (mode === 'ring-echo' || mode === 'ring-sink') {
   const t = new RingTransport({ region, side: Side.Runner, notifier: notifier(spec), baseAddress: m.address, hotUs: cold ? 0 : undefined });
   let bytes = 0;
   const floor = floorFile === undefined ? undefined : new Int32Array(mapFile(floorFile, FLOOR_BYTES).buffer);
-  // As the runner does for module chunks: the sink consumes bodies in place.
-  if (mode === 'ring-sink') t.borrow = (type) => type === MsgType.MODULE_CHUNK;
+  // As the runner does: the sink consumes module chunks in place, and the echo hands bodies straight to send().
+  t.borrow = mode === 'ring-sink' ? (type) => type === MsgType.MODULE_CHUNK : (type) => type === MsgType.ECHO;
   t.start({
     frame: (f) => {
       if (floor !== undefined && f.type === MsgType.ECHO && f.corr === FLOOR_BLOCK) {

@@ -59,13 +59,29 @@ abstract class RingEnd {
   protected readonly capacity: number;
   protected readonly mask: number;
   readonly maxBody: number;
+  /** The region's words and this ring's control words as indices into them, resolved once: read on every frame. */
+  protected readonly words: Int32Array;
+  protected readonly data: Uint8Array;
+  protected readonly tailAt: number;
+  protected readonly headAt: number;
+  protected readonly wantKickAt: number;
 
   constructor(mem: RingMemory) {
     this.mem = mem;
+    this.words = mem.words;
+    this.data = mem.data;
+    this.tailAt = (mem.ctrl + CTRL_TAIL) >> 2;
+    this.headAt = (mem.ctrl + CTRL_HEAD) >> 2;
+    this.wantKickAt = (mem.ctrl + CTRL_WANT_KICK) >> 2;
     this.capacity = mem.data.length;
     this.mask = this.capacity - 1;
     this.maxBody = maxBodyFor(this.capacity);
     this.u32 = HOST_LITTLE_ENDIAN ? new Uint32Array(mem.data.buffer, mem.data.byteOffset, mem.data.length >> 2) : undefined;
+  }
+
+  /** True if `bytes` is a view into this ring's region (a body lent by read(), valid only until release()). */
+  lends(bytes: Uint8Array): boolean {
+    return bytes.buffer === this.data.buffer;
   }
 
   /** The little-endian u32 at byte `pos` of the data area (4-aligned): one load on a little-endian host. */
@@ -103,7 +119,7 @@ export class RingProducer extends RingEnd {
   }
 
   private loadHead(): number {
-    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
+    return Atomics.load(this.words, this.headAt) >>> 0;
   }
 
   /**
@@ -168,7 +184,7 @@ export class RingProducer extends RingEnd {
     // data area as if they were new: start over from what is published instead.
     // A plain read is enough for this check (it only has to see a re-initialisation sooner or later) and costs
     // no call into the Atomics builtin on every frame.
-    if (this.mem.words[(this.mem.ctrl + CTRL_TAIL) >> 2]! >>> 0 !== this.publishedTail) {
+    if (this.words[this.tailAt]! >>> 0 !== this.publishedTail) {
       this.resync();
     }
     const len = f.body.length;
@@ -195,19 +211,31 @@ export class RingProducer extends RingEnd {
     } else if (free < need) {
       return false;
     }
-    this.mem.data.set(f.body, pos + FRAME_HEADER_SIZE);
+    this.data.set(f.body, pos + FRAME_HEADER_SIZE);
     // The header as six words with its CRC computed from the values (the same bytes as writeHeader): per-byte
     // DataView stores and a CRC read back from the ring were most of a small frame's cost.
     const w0 = headerWord0(f.type, f.flags);
     const w2 = this.seq;
     const w3 = f.corr >>> 0;
     const w4 = bodyCrcFor(f.flags, f.body);
-    this.setWord(pos, w0);
-    this.setWord(pos + 4, len);
-    this.setWord(pos + 8, w2);
-    this.setWord(pos + 12, w3);
-    this.setWord(pos + 16, w4);
-    this.setWord(pos + 20, crc32cHeaderWords(w0, len, w2, w3, w4));
+    const w5 = crc32cHeaderWords(w0, len, w2, w3, w4);
+    const u32 = this.u32;
+    if (u32 !== undefined) {
+      const i = pos >> 2;
+      u32[i] = w0;
+      u32[i + 1] = len;
+      u32[i + 2] = w2;
+      u32[i + 3] = w3;
+      u32[i + 4] = w4;
+      u32[i + 5] = w5;
+    } else {
+      this.setWord(pos, w0);
+      this.setWord(pos + 4, len);
+      this.setWord(pos + 8, w2);
+      this.setWord(pos + 12, w3);
+      this.setWord(pos + 16, w4);
+      this.setWord(pos + 20, w5);
+    }
     this.seq = (this.seq + 1) >>> 0;
     this.tail = (this.tail + need) >>> 0;
     return true;
@@ -218,11 +246,10 @@ export class RingProducer extends RingEnd {
    * going to sleep. Returns true if the caller must ring the doorbell.
    */
   publish(): boolean {
-    const w = this.mem.words;
-    Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, this.tail | 0);
+    const w = this.words;
+    Atomics.store(w, this.tailAt, this.tail | 0);
     this.publishedTail = this.tail;
-    if (Atomics.load(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2) !== 0 &&
-        Atomics.compareExchange(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 1, 0) === 1) {
+    if (Atomics.load(w, this.wantKickAt) !== 0 && Atomics.compareExchange(w, this.wantKickAt, 1, 0) === 1) {
       Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
       this.kicks++;
       return true;
@@ -251,7 +278,7 @@ export class RingConsumer extends RingEnd {
   }
 
   private loadTail(): number {
-    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+    return Atomics.load(this.words, this.tailAt) >>> 0;
   }
 
   isEmpty(): boolean {
@@ -288,12 +315,25 @@ export class RingConsumer extends RingEnd {
     }
     // The header is loaded once into six locals: the private copy every check and every field comes from (the
     // peer could rewrite the shared words between a check and their use).
-    const w0 = this.word(pos);
-    const w1 = this.word(pos + 4);
-    const w2 = this.word(pos + 8);
-    const w3 = this.word(pos + 12);
-    const w4 = this.word(pos + 16);
-    const fault = checkHeaderWords(w0, w1, w2, w3, w4, this.word(pos + 20), this.maxBody);
+    let w0: number, w1: number, w2: number, w3: number, w4: number, w5: number;
+    const u32 = this.u32;
+    if (u32 !== undefined) {
+      const i = pos >> 2;
+      w0 = u32[i]!;
+      w1 = u32[i + 1]!;
+      w2 = u32[i + 2]!;
+      w3 = u32[i + 3]!;
+      w4 = u32[i + 4]!;
+      w5 = u32[i + 5]!;
+    } else {
+      w0 = this.word(pos);
+      w1 = this.word(pos + 4);
+      w2 = this.word(pos + 8);
+      w3 = this.word(pos + 12);
+      w4 = this.word(pos + 16);
+      w5 = this.word(pos + 20);
+    }
+    const fault = checkHeaderWords(w0, w1, w2, w3, w4, w5, this.maxBody);
     if (fault !== undefined) return fault;
     const need = recordSize(w1);
     if (need > avail || need > this.capacity - pos) {
@@ -303,7 +343,7 @@ export class RingConsumer extends RingEnd {
     const flags = w0 >>> 24;
     const start = pos + FRAME_HEADER_SIZE;
     // A borrowed body is a view into the ring, valid only until release(); others are copied out.
-    const body = borrow?.(type) ? this.mem.data.subarray(start, start + w1) : copyBytes(this.mem.data, start, start + w1);
+    const body = borrow?.(type) ? this.data.subarray(start, start + w1) : copyBytes(this.data, start, start + w1);
     if ((flags & FLAG_BODY_CRC) !== 0) {
       const want = crc32c(body);
       if (want !== w4) return { code: 'body-crc', got: w4, want };
@@ -314,7 +354,7 @@ export class RingConsumer extends RingEnd {
 
   /** Publishes head so the producer can reuse the space. */
   release(): void {
-    Atomics.store(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2, this.head | 0);
+    Atomics.store(this.words, this.headAt, this.head | 0);
   }
 
   /**

@@ -33,8 +33,9 @@ async function main(): Promise<void> {
 
   if (config.region) {
     const link: RingLink = createRing({ path: config.region, ringSize: config.ringSize, fileSize: config.regionSize, notify: config.notify, heartbeatThread: true });
-    // Module chunks are copied into their assembly by a synchronous handler: read them in place, no copy.
-    link.transport.borrow = (type) => type === MsgType.MODULE_CHUNK;
+    // Module chunks are copied into their assembly by a synchronous handler, and an ECHO body is handed straight
+    // to send(): read both in place, no copy.
+    link.transport.borrow = (type) => type === MsgType.MODULE_CHUNK || type === MsgType.ECHO;
     const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
     runner.serve(ep);
     ep.start();

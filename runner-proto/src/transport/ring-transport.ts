@@ -1,4 +1,5 @@
 import { AgentError } from '../errors/index.js';
+import { copyBytes } from '../frame/index.js';
 import { spin, type Notifier } from '../notify/index.js';
 import { CTRL_DOORBELL, RING_CTRL_OFFSETS, Side, type Region } from '../region/index.js';
 import { RingConsumer, RingProducer, type FrameToSend } from '../ring/index.js';
@@ -113,7 +114,8 @@ export class RingTransport implements FrameTransport {
   faults = 0;
   /**
    * Frame types whose handler consumes the body synchronously (e.g. module chunks copied into an assembly):
-   * they get a view into the ring instead of a copy. Their handler must not keep the body.
+   * they get a view into the ring instead of a copy. Their handler must not keep the body, except by passing it
+   * to send() (which copies it if the frame has to wait for space).
    */
   borrow: ((type: number) => boolean) | undefined;
 
@@ -269,9 +271,12 @@ export class RingTransport implements FrameTransport {
       return SENT;
     }
     // Behind a full ring. Frames wait in call order; the queue holds only what callers have not yet seen
-    // settle, so it is bounded by their own back-pressure (they await the promise).
+    // settle, so it is bounded by their own back-pressure (they await the promise). A body lent from our receive
+    // ring (a borrowed frame sent straight back, as ECHO is) is copied: the ring reuses that space once the
+    // handler returns.
+    const frame = this.rx.lends(f.body) ? { type: f.type, flags: f.flags, corr: f.corr, body: copyBytes(f.body, 0, f.body.length) } : f;
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ frame: f, timeoutMs, resolve, reject });
+      this.pending.push({ frame, timeoutMs, resolve, reject });
       if (!this.pumping) this.pumpDone = this.pump();
     });
   }
