@@ -1,8 +1,7 @@
 import test from 'ava';
-import { attachRing, createRing } from '../runner-proto/src/channel/index.js';
 import type { Frame } from '../runner-proto/src/frame/index.js';
 import { MsgType } from '../runner-proto/src/protocol/index.js';
-import { scratchRegion } from './helpers/ring-region.js';
+import { ringPair } from './helpers/ring-region.js';
 
 // A transport may lend a frame's body (a view into its receive ring, valid until the handler returns) to handlers
 // that consume it at once: module chunks, and ECHO, whose body goes straight back through send(). A lent body that
@@ -17,11 +16,7 @@ function pattern(i: number): Uint8Array {
 }
 
 test.serial('a lent ECHO body sent back behind a full ring arrives with its own bytes, after the ring has lapped', async (t) => {
-  const { path, links } = scratchRegion(t, 'borrow-echo');
-  const runner = createRing({ path, ringSize: RING });
-  links.push(runner);
-  const agent = await attachRing({ path, timeoutMs: 2000 });
-  links.push(agent);
+  const { runner, agent } = await ringPair(t, 'borrow-echo', RING);
   const rt = agent.transport;
   let lent = 0;
   let copiedBack = 0;
@@ -57,11 +52,7 @@ test.serial('a lent ECHO body sent back behind a full ring arrives with its own 
 });
 
 test.serial('a body the handler keeps without sending is only valid if it was copied: types not lent get copies', async (t) => {
-  const { path, links } = scratchRegion(t, 'borrow-kept');
-  const runner = createRing({ path, ringSize: RING });
-  links.push(runner);
-  const agent = await attachRing({ path, timeoutMs: 2000 });
-  links.push(agent);
+  const { runner, agent } = await ringPair(t, 'borrow-kept', RING);
   const rt = agent.transport;
   rt.borrow = (type) => type === MsgType.ECHO;
   const kept: Frame[] = [];

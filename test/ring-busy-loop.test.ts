@@ -1,7 +1,7 @@
 import test from 'ava';
-import { attachRing, createRing, peerState } from '../runner-proto/src/channel/index.js';
+import { peerState } from '../runner-proto/src/channel/index.js';
 import { Side } from '../runner-proto/src/region/index.js';
-import { scratchRegion } from './helpers/ring-region.js';
+import { ringPair } from './helpers/ring-region.js';
 
 // An agent whose frame handlers are slow (an output listener that takes milliseconds per chunk) must still give
 // its event loop to timers and sockets often, and must keep its heartbeat moving: the runner ends the runs of an
@@ -15,11 +15,7 @@ function busy(ms: number): void {
 }
 
 test.serial('a slow frame handler does not hold the event loop: the receive loop yields on a time budget', async (t) => {
-  const { path, links } = scratchRegion(t, 'slow-handler');
-  const runner = createRing({ path, ringSize: RING });
-  links.push(runner);
-  const agent = await attachRing({ path, timeoutMs: 2000 });
-  links.push(agent);
+  const { runner, agent } = await ringPair(t, 'slow-handler', RING);
   let frames = 0;
   agent.transport.start({ frame: () => (frames++, busy(2)), fault: () => {}, closed: () => {} });
   // 600 frames in the ring at once: at 2 ms each, a loop that yielded only every 256 frames would hold the event
@@ -44,11 +40,7 @@ test.serial('a slow frame handler does not hold the event loop: the receive loop
 });
 
 test.serial('the agent side heartbeat thread keeps beating while its event loop is blocked', async (t) => {
-  const { path, links } = scratchRegion(t, 'hb-thread');
-  const runner = createRing({ path, ringSize: RING });
-  links.push(runner);
-  const agent = await attachRing({ path, timeoutMs: 2000, heartbeatMs: 50, heartbeatThread: true });
-  links.push(agent);
+  const { runner, agent } = await ringPair(t, 'hb-thread', RING, { heartbeatMs: 50, heartbeatThread: true });
   // Give the thread time to start and map the region.
   const started = Date.now();
   const first = peerState(runner.region, Side.Agent).heartbeat;
@@ -60,7 +52,6 @@ test.serial('the agent side heartbeat thread keeps beating while its event loop 
 
   // With the thread stopped (close), the loop-less side stops beating: the word is the thread's doing.
   await agent.close();
-  links.splice(links.indexOf(agent), 1);
   const stopped = peerState(runner.region, Side.Agent).heartbeat;
   await new Promise((r) => setTimeout(r, 200));
   t.is(peerState(runner.region, Side.Agent).heartbeat, stopped, 'a closed link stops beating');
