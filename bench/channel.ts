@@ -102,6 +102,12 @@ function makeRegion(name: string): { file: string; map: Mapping; region: Region 
   return { file, map, region: Region.initialise(map.buffer, RING) };
 }
 
+/** One block of the paired measurement: the p50 (µs) of its floor part and of its ring part. */
+interface Block {
+  readonly floor: number;
+  readonly poll: number;
+}
+
 /**
  * The floor and the polling ring on the same two processes, interleaved in blocks of RTT_BLOCK exchanges: the peer
  * is one RingTransport (polling) echoing 64 B frames, and a FLOOR_BLOCK frame makes its handler serve a block of
@@ -109,7 +115,7 @@ function makeRegion(name: string): { file: string; map: Mapping; region: Region 
  * few milliseconds long put the two rows under the same conditions, and each block gives a ratio of its own.
  * Our side spins on the raw ring; the first RTT_SKIP exchanges of each block (the switch) are not counted.
  */
-async function floorAndRingPaired(): Promise<{ floor: number[]; poll: number[]; blocks: Array<{ floor: number; poll: number }> }> {
+async function floorAndRingPaired(): Promise<{ floor: number[]; poll: number[]; blocks: Block[] }> {
   const { file, map, region } = makeRegion('poll');
   const floorFile = shm('floor');
   createRegionFile(floorFile, FLOOR_BYTES);
@@ -121,7 +127,7 @@ async function floorAndRingPaired(): Promise<{ floor: number[]; poll: number[]; 
   const body = new Uint8Array(64);
   const ask = new Uint8Array(8);
   const askView = new DataView(ask.buffer);
-  const out = { floor: [] as number[], poll: [] as number[], blocks: [] as Array<{ floor: number; poll: number }> };
+  const out = { floor: [] as number[], poll: [] as number[], blocks: [] as Block[] };
   let handoffs = 0;
   const ringBlock = (n: number, into: number[]): void => {
     const deadline = performance.now() + 10_000;
@@ -372,7 +378,7 @@ async function measure(name: string, unit: string, f: () => Promise<number[]> | 
 }
 
 /** The spread of the per-block p50s and of their ratios, as deciles: what a single whole-run ratio hides. */
-function blockSummary(blocks: ReadonlyArray<{ floor: number; poll: number }>): string {
+function blockSummary(blocks: readonly Block[]): string {
   const dec = (xs: number[]): string => quantiles(xs, [0.1, 0.5, 0.9]).map((x) => fmt(x)).join(' / ');
   const ratios = blocks.map((b) => b.poll / b.floor);
   const within = ratios.filter((r) => r <= 5).length;
