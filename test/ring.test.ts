@@ -2,7 +2,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { crc32c } from '../runner-proto/src/crc/index.js';
 import { decodeFrame, encodeFrame, FRAME_HEADER_SIZE, FLAG_BODY_CRC, FLAG_JSON, readHeader, writeHeader } from '../runner-proto/src/frame/index.js';
-import { Region, regionSizeFor } from '../runner-proto/src/region/index.js';
+import { CTRL_HEAD, CTRL_TAIL, Region, regionSizeFor } from '../runner-proto/src/region/index.js';
 import { RingConsumer, RingProducer, maxBodyFor, recordSize } from '../runner-proto/src/ring/index.js';
 import type { Frame } from '../runner-proto/src/frame/index.js';
 
@@ -228,3 +228,44 @@ test('property: the ring writes headers as words exactly as writeHeader does, an
     { numRuns: 300 },
   );
 });
+
+// The counters are free-running u32; the TypeScript ends keep them as int32 (the same bits). Start a ring just
+// below 2^31 and just below 2^32 and push it across: order, bodies, back-pressure and the published word must
+// all come out as they do near 0.
+for (const [name, start] of [['2^31', 2 ** 31 - 8 * 1024], ['2^32', 2 ** 32 - 8 * 1024]] as const) {
+  test(`the ring's free-running counters cross ${name} without a fault, a lost frame or a wrong free count`, (t) => {
+    const buffer = new ArrayBuffer(regionSizeFor(RING));
+    const region = Region.initialise(buffer, RING);
+    const mem = region.ring(0);
+    Atomics.store(mem.words, (mem.ctrl + CTRL_TAIL) >> 2, start | 0);
+    Atomics.store(mem.words, (mem.ctrl + CTRL_HEAD) >> 2, start | 0);
+    const producer = new RingProducer(mem);
+    const consumer = new RingConsumer(mem);
+    t.is(producer.published, start, 'the producer adopts the published tail');
+    t.is(producer.free(), RING);
+    let sent = 0;
+    let got = 0;
+    let fulls = 0;
+    // 3000 B bodies: a lap of the 64 KiB ring every 21 frames, so the ring also wraps its data area on the way.
+    while (sent < 200) {
+      while (producer.tryWrite({ type: 0x21, flags: FLAG_BODY_CRC, corr: sent, body: body(3000, sent) })) sent++;
+      fulls++;
+      t.true(producer.free() < recordSize(3000) * 2, 'a refused write means the ring is nearly full');
+      producer.publish();
+      for (let f = consumer.read(); f !== undefined; f = consumer.read()) {
+        if ('code' in f) return t.fail(`fault ${f.code} after ${got} frames`);
+        t.is(f.corr, got);
+        t.deepEqual(f.body, body(3000, got));
+        got++;
+      }
+      consumer.release();
+      t.is(producer.free(), RING);
+    }
+    t.is(got, sent);
+    t.true(fulls > 5, 'the ring filled up on the way');
+    const tailWord = Atomics.load(mem.words, (mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
+    t.is(tailWord, producer.published);
+    if (name === '2^31') t.true(tailWord > 2 ** 31, `the tail word crossed 2^31 (${tailWord})`);
+    else t.true(tailWord < start, `the tail word wrapped past 2^32 (${tailWord})`);
+  });
+}

@@ -51,7 +51,16 @@ export interface FrameToSend {
   readonly body: Uint8Array;
 }
 
-/** What both ends know of one ring: its memory and geometry, fixed at attach. */
+/**
+ * What both ends know of one ring: its memory and geometry, fixed at attach.
+ *
+ * Both ends keep the free-running u32 counters (tail, head, seq) as int32, with `| 0` arithmetic: the same 32 bits,
+ * as a number V8 can keep in a machine word. As u32 (`>>> 0`) a counter past 2^31 is no int32: the functions doing
+ * arithmetic on it were deoptimised there and ran on doubles, and sending 64 KiB frames ran at half speed for the
+ * next gigabyte or so. Differences of two counters are taken `| 0` as well (`>>> 0` keeps V8's int32 overflow
+ * check on the subtraction): between 0 and the capacity on a sane ring, negative or larger on a damaged one, which
+ * the checks refuse.
+ */
 abstract class RingEnd {
   protected readonly mem: RingMemory;
   /** The data area as u32 words, when the host's word order is the frame's (else the DataView path is used). */
@@ -119,7 +128,7 @@ export class RingProducer extends RingEnd {
   }
 
   private loadHead(): number {
-    return Atomics.load(this.words, this.headAt) >>> 0;
+    return Atomics.load(this.words, this.headAt);
   }
 
   /**
@@ -128,11 +137,12 @@ export class RingProducer extends RingEnd {
    */
   private saneTail(): number {
     const w = this.mem.words;
-    const tail = Atomics.load(w, (this.mem.ctrl + CTRL_TAIL) >> 2) >>> 0;
-    const head = Atomics.load(w, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
-    if (tail % RECORD_ALIGN === 0 && ((tail - head) >>> 0) <= this.capacity) return tail;
-    const repaired = (head - (head % RECORD_ALIGN)) >>> 0;
-    Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, repaired | 0);
+    const tail = Atomics.load(w, this.tailAt);
+    const head = Atomics.load(w, this.headAt);
+    const used = (tail - head) | 0;
+    if ((tail & (RECORD_ALIGN - 1)) === 0 && used >= 0 && used <= this.capacity) return tail;
+    const repaired = head & ~(RECORD_ALIGN - 1);
+    Atomics.store(w, this.tailAt, repaired);
     return repaired;
   }
 
@@ -169,8 +179,8 @@ export class RingProducer extends RingEnd {
 
   /** Bytes free right now, as seen from the producer. */
   free(): number {
-    const head = Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
-    return Math.max(0, this.capacity - ((this.tail - head) >>> 0));
+    const used = (this.tail - this.loadHead()) | 0;
+    return used < 0 ? 0 : Math.max(0, this.capacity - used);
   }
 
   /**
@@ -184,7 +194,7 @@ export class RingProducer extends RingEnd {
     // data area as if they were new: start over from what is published instead.
     // A plain read is enough for this check (it only has to see a re-initialisation sooner or later) and costs
     // no call into the Atomics builtin on every frame.
-    if (this.words[this.tailAt]! >>> 0 !== this.publishedTail) {
+    if (this.words[this.tailAt] !== this.publishedTail) {
       this.resync();
     }
     const len = f.body.length;
@@ -193,19 +203,20 @@ export class RingProducer extends RingEnd {
     let pos = this.tail & this.mask;
     const contiguous = this.capacity - pos;
     const want = need > contiguous ? contiguous + need : need;
-    if (this.capacity - ((this.tail - this.head) >>> 0) < want) {
+    const cachedUsed = (this.tail - this.head) | 0;
+    if (cachedUsed < 0 || this.capacity - cachedUsed < want) {
       // Out of space by the cached head: look at the consumer's side (a pending reset, then its real head).
       if (this.serviceReset()) pos = 0;
       this.head = this.loadHead();
     }
-    const used = (this.tail - this.head) >>> 0;
-    if (used > this.capacity) return false; // consumer index is nonsense: refuse to write until a reset
+    const used = (this.tail - this.head) | 0;
+    if (used < 0 || used > this.capacity) return false; // consumer index is nonsense: refuse to write until a reset
     let free = this.capacity - used;
     if (need > this.capacity - pos) {
       const contiguous = this.capacity - pos;
       if (free < contiguous + need) return false;
       this.setWord(pos, PAD_WORD);
-      this.tail = (this.tail + contiguous) >>> 0;
+      this.tail = (this.tail + contiguous) | 0;
       free -= contiguous;
       pos = 0;
     } else if (free < need) {
@@ -236,8 +247,8 @@ export class RingProducer extends RingEnd {
       this.setWord(pos + 16, w4);
       this.setWord(pos + 20, w5);
     }
-    this.seq = (this.seq + 1) >>> 0;
-    this.tail = (this.tail + need) >>> 0;
+    this.seq = (this.seq + 1) | 0;
+    this.tail = (this.tail + need) | 0;
     return true;
   }
 
@@ -247,7 +258,7 @@ export class RingProducer extends RingEnd {
    */
   publish(): boolean {
     const w = this.words;
-    Atomics.store(w, this.tailAt, this.tail | 0);
+    Atomics.store(w, this.tailAt, this.tail);
     this.publishedTail = this.tail;
     if (Atomics.load(w, this.wantKickAt) !== 0 && Atomics.compareExchange(w, this.wantKickAt, 1, 0) === 1) {
       Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
@@ -264,8 +275,9 @@ export class RingProducer extends RingEnd {
     this.head = this.loadHead();
   }
 
+  /** The tail as the u32 the protocol speaks of (tail, head and seq are kept as int32 here: see RingEnd). */
   get published(): number {
-    return this.tail;
+    return this.tail >>> 0;
   }
 }
 
@@ -274,11 +286,11 @@ export class RingConsumer extends RingEnd {
 
   constructor(mem: RingMemory) {
     super(mem);
-    this.head = Atomics.load(mem.words, (mem.ctrl + CTRL_HEAD) >> 2) >>> 0;
+    this.head = Atomics.load(mem.words, this.headAt);
   }
 
   private loadTail(): number {
-    return Atomics.load(this.words, this.tailAt) >>> 0;
+    return Atomics.load(this.words, this.tailAt);
   }
 
   isEmpty(): boolean {
@@ -296,17 +308,17 @@ export class RingConsumer extends RingEnd {
   read(borrow?: (type: number) => boolean): Frame | RingFault | undefined {
     if (this.resetInProgress()) return undefined;
     const tail = this.loadTail();
-    let avail = (tail - this.head) >>> 0;
+    let avail = (tail - this.head) | 0;
     if (avail === 0) return undefined;
-    if (avail > this.capacity || avail % 8 !== 0) {
-      return { code: 'bad-index', head: this.head, tail, capacity: this.capacity };
+    if (avail < 0 || avail > this.capacity || (avail & (RECORD_ALIGN - 1)) !== 0) {
+      return { code: 'bad-index', head: this.head >>> 0, tail: tail >>> 0, capacity: this.capacity };
     }
     let head = this.head;
     let pos = head & this.mask;
     if (this.word(pos) === PAD_WORD) {
       const skip = this.capacity - pos;
-      if (skip >= avail) return { code: 'bad-index', head, tail, capacity: this.capacity };
-      head = (head + skip) >>> 0;
+      if (skip >= avail) return { code: 'bad-index', head: head >>> 0, tail: tail >>> 0, capacity: this.capacity };
+      head = (head + skip) | 0;
       avail -= skip;
       pos = 0;
     }
@@ -348,13 +360,13 @@ export class RingConsumer extends RingEnd {
       const want = crc32c(body);
       if (want !== w4) return { code: 'body-crc', got: w4, want };
     }
-    this.head = (head + need) >>> 0;
+    this.head = (head + need) | 0;
     return { type, flags, seq: w2, corr: w3, body };
   }
 
   /** Publishes head so the producer can reuse the space. */
   release(): void {
-    Atomics.store(this.words, this.headAt, this.head | 0);
+    Atomics.store(this.words, this.headAt, this.head);
   }
 
   /**
