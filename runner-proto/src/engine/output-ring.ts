@@ -37,7 +37,7 @@ class RingView {
   }
 
   protected used(): number {
-    return (Atomics.load(this.header, WRITE) - Atomics.load(this.header, READ)) >>> 0;
+    return (Atomics.load(this.header, WRITE) - Atomics.load(this.header, READ)) | 0; // int32 like the counters themselves (see ring/spsc.ts: `>>> 0` deoptimises past 2^31)
   }
 }
 
