@@ -36,8 +36,9 @@ class RingView {
     this.mask = this.data.length - 1;
   }
 
+  /** An int32 difference, like the counters themselves: `>>> 0` would deoptimise past 2^31 (see ring/spsc.ts). */
   protected used(): number {
-    return (Atomics.load(this.header, WRITE) - Atomics.load(this.header, READ)) | 0; // int32 like the counters themselves (see ring/spsc.ts: `>>> 0` deoptimises past 2^31)
+    return (Atomics.load(this.header, WRITE) - Atomics.load(this.header, READ)) | 0;
   }
 }
 
