@@ -57,7 +57,12 @@ if (mode === 'ring-echo' || mode === 'ring-sink') {
         const v = new DataView(f.body.buffer, f.body.byteOffset, f.body.byteLength);
         serveFloor(floor, v.getUint32(0, true), v.getUint32(4, true), 10_000);
       } else if (mode === 'ring-echo') void t.send({ type: MsgType.RESULT, flags: f.flags, corr: f.corr, body: f.body });
-      else if (f.type === MsgType.MODULE_END) void t.send({ type: MsgType.RESULT, flags: 0, corr: f.corr, body: Buffer.from(String(bytes)) }).then(() => (bytes = 0));
+      else if (f.type === MsgType.MODULE_END) {
+        // Reset before answering: the next pass's chunks can be in the ring, and counted, before a `.then` runs.
+        const n = bytes;
+        bytes = 0;
+        void t.send({ type: MsgType.RESULT, flags: 0, corr: f.corr, body: Buffer.from(String(n)) });
+      }
       else bytes += f.body.length;
     },
     fault: (f) => process.stderr.write(`fault ${JSON.stringify(f)}\n`),
