@@ -68,12 +68,15 @@ abstract class RingEnd {
   protected readonly capacity: number;
   protected readonly mask: number;
   readonly maxBody: number;
-  /** The region's words and this ring's control words as indices into them, resolved once: read on every frame. */
+  /** The region's words and this ring's control words as indices into them, resolved once at attach. */
   protected readonly words: Int32Array;
   protected readonly data: Uint8Array;
   protected readonly tailAt: number;
   protected readonly headAt: number;
   protected readonly wantKickAt: number;
+  protected readonly doorbellAt: number;
+  protected readonly resetReqAt: number;
+  protected readonly resetAckAt: number;
 
   constructor(mem: RingMemory) {
     this.mem = mem;
@@ -82,6 +85,9 @@ abstract class RingEnd {
     this.tailAt = (mem.ctrl + CTRL_TAIL) >> 2;
     this.headAt = (mem.ctrl + CTRL_HEAD) >> 2;
     this.wantKickAt = (mem.ctrl + CTRL_WANT_KICK) >> 2;
+    this.doorbellAt = (mem.ctrl + CTRL_DOORBELL) >> 2;
+    this.resetReqAt = (mem.ctrl + CTRL_RESET_REQ) >> 2;
+    this.resetAckAt = (mem.ctrl + CTRL_RESET_ACK) >> 2;
     this.capacity = mem.data.length;
     this.mask = this.capacity - 1;
     this.maxBody = maxBodyFor(this.capacity);
@@ -136,7 +142,7 @@ export class RingProducer extends RingEnd {
    * the ring reads as empty. The producer owns tail, so it may repair it.
    */
   private saneTail(): number {
-    const w = this.mem.words;
+    const w = this.words;
     const tail = Atomics.load(w, this.tailAt);
     const head = Atomics.load(w, this.headAt);
     const used = (tail - head) | 0;
@@ -153,28 +159,28 @@ export class RingProducer extends RingEnd {
    * so a consumer waiting for the ack wakes up.
    */
   serviceReset(): boolean {
-    const w = this.mem.words;
-    const req = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2);
-    if (req === Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2)) return false;
+    const w = this.words;
+    const req = Atomics.load(w, this.resetReqAt);
+    if (req === Atomics.load(w, this.resetAckAt)) return false;
     this.tail = 0;
     this.publishedTail = 0;
     // The consumer moves head to 0 once it sees the ack, and reads nothing before: 0 is its head from now on.
     this.head = 0;
-    Atomics.store(w, (this.mem.ctrl + CTRL_TAIL) >> 2, 0);
-    Atomics.store(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2, req);
-    Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
+    Atomics.store(w, this.tailAt, 0);
+    Atomics.store(w, this.resetAckAt, req);
+    Atomics.add(w, this.doorbellAt, 1);
     this.resets++;
     return true;
   }
 
   /** The consumer's reset-request word, for waiters that must notice a request promptly. */
   resetRequested(): number {
-    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_RESET_REQ) >> 2);
+    return Atomics.load(this.words, this.resetReqAt);
   }
 
   /** Bumps the doorbell unconditionally (used with reset requests, which travel against the data flow). */
   ringDoorbell(): void {
-    Atomics.add(this.mem.words, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
+    Atomics.add(this.words, this.doorbellAt, 1);
   }
 
   /** Bytes free right now, as seen from the producer. */
@@ -261,7 +267,7 @@ export class RingProducer extends RingEnd {
     Atomics.store(w, this.tailAt, this.tail);
     this.publishedTail = this.tail;
     if (Atomics.load(w, this.wantKickAt) !== 0 && Atomics.compareExchange(w, this.wantKickAt, 1, 0) === 1) {
-      Atomics.add(w, (this.mem.ctrl + CTRL_DOORBELL) >> 2, 1);
+      Atomics.add(w, this.doorbellAt, 1);
       this.kicks++;
       return true;
     }
@@ -374,38 +380,38 @@ export class RingConsumer extends RingEnd {
    * (ring still empty with the flag set); false means work arrived and the flag was withdrawn.
    */
   armKick(): boolean {
-    const w = this.mem.words;
-    Atomics.store(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 1);
+    const w = this.words;
+    Atomics.store(w, this.wantKickAt, 1);
     if (!this.isEmpty()) {
-      Atomics.store(w, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 0);
+      Atomics.store(w, this.wantKickAt, 0);
       return false;
     }
     return true;
   }
 
   disarmKick(): void {
-    Atomics.store(this.mem.words, (this.mem.ctrl + CTRL_WANT_KICK) >> 2, 0);
+    Atomics.store(this.words, this.wantKickAt, 0);
   }
 
   doorbell(): number {
-    return Atomics.load(this.mem.words, (this.mem.ctrl + CTRL_DOORBELL) >> 2);
+    return Atomics.load(this.words, this.doorbellAt);
   }
 
   private resetPending = false;
 
   /** Asks the producer to restart the ring at 0; reads return undefined until it has. */
   requestReset(): void {
-    const w = this.mem.words;
+    const w = this.words;
     this.resetPending = true;
-    const ack = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2);
-    Atomics.store(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2, (ack + 1) | 0);
+    const ack = Atomics.load(w, this.resetAckAt);
+    Atomics.store(w, this.resetReqAt, (ack + 1) | 0);
   }
 
   /** True while a reset is requested and not yet carried out. Completes it when the ack has arrived. */
   resetInProgress(): boolean {
     if (!this.resetPending) return false;
-    const w = this.mem.words;
-    if (Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2) !== Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2)) return true;
+    const w = this.words;
+    if (Atomics.load(w, this.resetAckAt) !== Atomics.load(w, this.resetReqAt)) return true;
     this.head = 0;
     this.release();
     this.resetPending = false;
@@ -419,12 +425,12 @@ export class RingConsumer extends RingEnd {
    * while we withdraw it leaves ack ahead of the request, so look again until the two agree.
    */
   withdrawReset(): void {
-    const w = this.mem.words;
+    const w = this.words;
     this.resetPending = false;
     for (let i = 0; i < 4; i++) {
-      const ack = Atomics.load(w, (this.mem.ctrl + CTRL_RESET_ACK) >> 2);
-      if (Atomics.load(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2) === ack) return;
-      Atomics.store(w, (this.mem.ctrl + CTRL_RESET_REQ) >> 2, ack);
+      const ack = Atomics.load(w, this.resetAckAt);
+      if (Atomics.load(w, this.resetReqAt) === ack) return;
+      Atomics.store(w, this.resetReqAt, ack);
     }
   }
 
