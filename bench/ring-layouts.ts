@@ -21,6 +21,7 @@ import { Region, regionSizeFor } from '../runner-proto/src/region/index.js';
 import { RingConsumer, RingProducer } from '../runner-proto/src/ring/index.js';
 import { createRegionFile, mapFile } from '../runner-proto/src/shm/index.js';
 import { writeSection } from './lib/doc.js';
+import { FLOOR_PING, FLOOR_PONG, floorHandoffs, serveFloor } from './lib/floor.js';
 import { fmt, summarize, table, type Summary } from './lib/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -66,15 +67,7 @@ function peer(layout: Layout, file: string): void {
   const deadline = Date.now() + 60_000;
   process.stdout.write('READY\n');
   if (layout === 'floor') {
-    let last = 0;
-    for (let spins = 0; ; spins++) {
-      const v = Atomics.load(w, 0);
-      if (v === STOP) break;
-      if (v !== last) {
-        Atomics.store(w, 16, v);
-        last = v;
-      } else if ((spins & 0xffff) === 0 && Date.now() > deadline) break;
-    }
+    serveFloor(w, 0, WARM + N, 60_000);
   } else if (layout === 'ring') {
     const region = Region.attach(m.buffer);
     const rx = new RingConsumer(region.ring(0));
@@ -137,12 +130,10 @@ async function round(layout: Layout): Promise<number[]> {
   const tx = region ? new RingProducer(region.ring(0)) : undefined;
   const rx = region ? new RingConsumer(region.ring(1)) : undefined;
   const rxBase = 1024 + SLOTS * SLOT_WORDS;
-  for (let i = 1; i <= WARM + N; i++) {
+  if (layout === 'floor') floorHandoffs(w, 0, WARM + N, WARM, out, 60_000);
+  for (let i = 1; layout !== 'floor' && i <= WARM + N; i++) {
     const t0 = performance.now();
-    if (layout === 'floor') {
-      Atomics.store(w, 0, i);
-      while (Atomics.load(w, 16) !== i);
-    } else if (tx && rx) {
+    if (tx && rx) {
       tx.tryWrite({ type: 3, flags: 0, corr: i, body });
       tx.publish();
       let f;
@@ -157,11 +148,10 @@ async function round(layout: Layout): Promise<number[]> {
     }
     if (i > WARM) out.push((performance.now() - t0) * 1000);
   }
-  if (layout === 'floor') Atomics.store(w, 0, STOP);
-  else if (tx) {
+  if (tx) {
     tx.tryWrite({ type: 3, flags: 0, corr: 0xffffffff, body });
     tx.publish();
-  } else Atomics.store(w, slotAt(1024, WARM + N + 1), STOP);
+  } else if (layout === 'slot') Atomics.store(w, slotAt(1024, WARM + N + 1), STOP);
   await new Promise((r) => child.once('exit', r));
   m.unmap();
   fs.rmSync(file, { force: true });
@@ -189,10 +179,10 @@ function cpuOfRoundTrip(layout: Layout): number {
     for (let i = 0; i < batch; i++) {
       seq++;
       if (layout === 'floor') {
-        Atomics.store(w, 0, seq);
-        if (Atomics.load(w, 0) !== seq) throw new Error('floor');
-        Atomics.store(w, 16, seq);
-        if (Atomics.load(w, 16) !== seq) throw new Error('floor');
+        Atomics.store(w, FLOOR_PING, seq);
+        if (Atomics.load(w, FLOOR_PING) !== seq) throw new Error('floor');
+        Atomics.store(w, FLOOR_PONG, seq);
+        if (Atomics.load(w, FLOOR_PONG) !== seq) throw new Error('floor');
       } else if (layout === 'ring') {
         for (const { tx, rx } of ends) {
           tx.tryWrite({ type: 3, flags: 0, corr: seq, body });

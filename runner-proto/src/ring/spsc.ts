@@ -292,7 +292,7 @@ export class RingConsumer extends RingEnd {
 
   constructor(mem: RingMemory) {
     super(mem);
-    this.head = Atomics.load(mem.words, this.headAt);
+    this.head = Atomics.load(this.words, this.headAt);
   }
 
   private loadTail(): number {

@@ -274,7 +274,7 @@ export class RingTransport implements FrameTransport {
     // settle, so it is bounded by their own back-pressure (they await the promise). A body lent from our receive
     // ring (a borrowed frame sent straight back, as ECHO is) is copied: the ring reuses that space once the
     // handler returns.
-    const frame = this.rx.lends(f.body) ? { type: f.type, flags: f.flags, corr: f.corr, body: copyBytes(f.body, 0, f.body.length) } : f;
+    const frame = this.rx.lends(f.body) ? { ...f, body: copyBytes(f.body, 0, f.body.length) } : f;
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ frame, timeoutMs, resolve, reject });
       if (!this.pumping) this.pumpDone = this.pump();
