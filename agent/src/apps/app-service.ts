@@ -218,6 +218,8 @@ export class AppService {
       prev &&
       prev.running &&
       !s.restart &&
+      // The digest first: a switch between versions (the common change) is told apart without canonical JSON.
+      prev.digest === spec.digest &&
       deployFingerprint(prev) === deployFingerprint(spec) &&
       prev.autostart === spec.autostart &&
       prev.pin === spec.pin &&
