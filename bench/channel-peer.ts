@@ -1,9 +1,10 @@
 /**
  * The far side of bench/channel.ts, a separate process. Modes:
  *   ring-echo REGION MODE [FLOOR]
- *                           RingTransport (runner side) answering every frame with the same body
- *                           (MODE: polling, futex, socket:PATH; -cold after futex/socket: no hot phase).
- *                           With FLOOR (a 4 KiB shared file), an ECHO frame whose corr is FLOOR_BLOCK and whose
+ *                           RingTransport (runner side) answering ECHO frames with the same body, in the
+ *                           transport as the runner does (MODE: polling, futex, socket:PATH; -cold after
+ *                           futex/socket: no hot phase).
+ *                           With FLOOR (a 4 KiB shared file), a CALL frame whose corr is FLOOR_BLOCK and whose
  *                           body is two u32s [from, n] is not answered: its handler serves n bare hand-offs on
  *                           FLOOR instead, so the floor and the ring are measured on the same two processes.
  *   ring-sink REGION MODE   counts bytes of incoming frames; answers the END frame with the count
@@ -51,9 +52,10 @@ if (mode === 'ring-echo' || mode === 'ring-sink') {
   const floor = floorFile === undefined ? undefined : new Int32Array(mapFile(floorFile, FLOOR_BYTES).buffer);
   // As the runner does: the sink consumes module chunks in place, and the echo hands bodies straight to send().
   t.borrow = mode === 'ring-sink' ? (type) => type === MsgType.MODULE_CHUNK : (type) => type === MsgType.ECHO;
+  if (mode === 'ring-echo') t.echo = { request: MsgType.ECHO, answer: MsgType.RESULT };
   t.start({
     frame: (f) => {
-      if (floor !== undefined && f.type === MsgType.ECHO && f.corr === FLOOR_BLOCK) {
+      if (floor !== undefined && f.type === MsgType.CALL && f.corr === FLOOR_BLOCK) {
         const v = new DataView(f.body.buffer, f.body.byteOffset, f.body.byteLength);
         serveFloor(floor, v.getUint32(0, true), v.getUint32(4, true), 10_000);
       } else if (mode === 'ring-echo') void t.send({ type: MsgType.RESULT, flags: f.flags, corr: f.corr, body: f.body });

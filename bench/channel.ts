@@ -113,7 +113,7 @@ interface Block {
 
 /**
  * The floor and the polling ring on the same two processes, interleaved in blocks of RTT_BLOCK exchanges: the peer
- * is one RingTransport (polling) echoing 64 B frames, and a FLOOR_BLOCK frame makes its handler serve a block of
+ * is one RingTransport (polling) echoing 64 B frames as the runner does, and a FLOOR_BLOCK frame makes its handler serve a block of
  * bare hand-offs on a second shared page. Host noise here moves both by a factor of two within seconds; blocks a
  * few milliseconds long put the two rows under the same conditions, and each block gives a ratio of its own.
  * Our side spins on the raw ring; the first RTT_SKIP exchanges of each block (the switch) are not counted.
@@ -134,9 +134,11 @@ async function floorAndRingPaired(): Promise<{ floor: number[]; poll: number[]; 
   let handoffs = 0;
   const ringBlock = (n: number, into: number[]): void => {
     const deadline = performance.now() + 10_000;
+    const echo = { type: MsgType.ECHO, flags: 0, corr: 0, body };
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
-      if (!tx.tryWrite({ type: MsgType.ECHO, flags: 0, corr: i, body })) throw new Error('ring full: the peer is not answering');
+      echo.corr = i;
+      if (!tx.tryWrite(echo)) throw new Error('ring full: the peer is not answering');
       tx.publish();
       let f;
       for (let k = 1; (f = rx.read()) === undefined; k++) {
@@ -150,7 +152,7 @@ async function floorAndRingPaired(): Promise<{ floor: number[]; poll: number[]; 
   const floorBlock = (n: number, into: number[]): void => {
     askView.setUint32(0, handoffs, true);
     askView.setUint32(4, n, true);
-    if (!tx.tryWrite({ type: MsgType.ECHO, flags: 0, corr: FLOOR_BLOCK, body: ask })) throw new Error('ring full: the peer is not answering');
+    if (!tx.tryWrite({ type: MsgType.CALL, flags: 0, corr: FLOOR_BLOCK, body: ask })) throw new Error('ring full: the peer is not answering');
     tx.publish();
     floorHandoffs(w, handoffs, n, RTT_SKIP, into, 10_000);
     handoffs += n;

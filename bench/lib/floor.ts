@@ -5,7 +5,10 @@
  */
 export const FLOOR_PING = 0;
 export const FLOOR_PONG = 16;
-/** The corr of the ECHO frame that asks bench/channel-peer.ts to serve a block of hand-offs (body: u32 from, u32 n). */
+/**
+ * The corr of the CALL frame that asks bench/channel-peer.ts to serve a block of hand-offs (body: u32 from, u32 n).
+ * Not an ECHO: the peer's transport answers those itself, as the runner's does, and they never reach a handler.
+ */
 export const FLOOR_BLOCK = 0xf1004;
 /** Bytes of shared memory the floor needs (both words, each on its own line). */
 export const FLOOR_BYTES = 4096;

@@ -1,2 +1,2 @@
-export { PAD_WORD, RECORD_ALIGN, RingConsumer, RingProducer, maxBodyFor, recordSize } from './spsc.js';
-export type { FrameToSend, RingFault } from './spsc.js';
+export { PAD_WORD, RECORD_ALIGN, RingConsumer, RingProducer, frameSlot, maxBodyFor, recordSize } from './spsc.js';
+export type { FrameSlot, FrameToSend, RingFault } from './spsc.js';

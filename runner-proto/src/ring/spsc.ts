@@ -28,6 +28,8 @@ import type { RingMemory } from '../region/index.js';
  *   Frames in flight are lost (the endpoint's timeouts and retries cover them); neither side restarts.
  */
 export const PAD_WORD = 0xffffffff;
+/** Bodies up to this size are copied ring to ring by a word loop (tryWriteFrom); larger ones by set(). */
+const WORD_COPY_MAX = 256;
 export const RECORD_ALIGN = 8;
 
 export function recordSize(bodyLength: number): number {
@@ -35,6 +37,10 @@ export function recordSize(bodyLength: number): number {
 }
 
 /** The largest body a ring of `capacity` bytes accepts: half the ring, so a record always fits once drained. */
+function overrun(need: number, published: number, beforeEnd: number): RingFault {
+  return { code: 'overrun', need, available: Math.min(published, beforeEnd) };
+}
+
 export function maxBodyFor(capacity: number): number {
   return capacity / 2 - FRAME_HEADER_SIZE;
 }
@@ -52,6 +58,27 @@ export interface FrameToSend {
 }
 
 /**
+ * A frame's header as RingConsumer.peek() found it, its body left in the ring: `start` is its offset in the data
+ * area and `length` its size. One slot is reused for every frame, so a peek allocates nothing.
+ */
+export interface FrameSlot {
+  type: number;
+  flags: number;
+  seq: number;
+  corr: number;
+  start: number;
+  length: number;
+  /** The header's body CRC word (0 unless flags carry FLAG_BODY_CRC). */
+  bodyCrc: number;
+  /** Where head goes once this frame is taken (past its record, and past a PAD before it). */
+  next: number;
+}
+
+export function frameSlot(): FrameSlot {
+  return { type: 0, flags: 0, seq: 0, corr: 0, start: 0, length: 0, bodyCrc: 0, next: 0 };
+}
+
+/**
  * What both ends know of one ring: its memory and geometry, fixed at attach.
  *
  * Both ends keep the free-running u32 counters (tail, head, seq) as int32, with `| 0` arithmetic: the same 32 bits,
@@ -63,14 +90,18 @@ export interface FrameToSend {
  */
 abstract class RingEnd {
   protected readonly mem: RingMemory;
-  /** The data area as u32 words, when the host's word order is the frame's (else the DataView path is used). */
-  protected readonly u32: Uint32Array | undefined;
+  /**
+   * The data area as u32 words, when the host's word order is the frame's (else the DataView path is used). Read
+   * by the other kind of end too (tryWriteFrom copies from a consumer's ring).
+   */
+  readonly u32: Uint32Array | undefined;
   protected readonly capacity: number;
   protected readonly mask: number;
   readonly maxBody: number;
   /** The region's words and this ring's control words as indices into them, resolved once at attach. */
   protected readonly words: Int32Array;
-  protected readonly data: Uint8Array;
+  /** The data area; views into it (lent bodies) are valid only until the consumer's release(). */
+  readonly data: Uint8Array;
   protected readonly tailAt: number;
   protected readonly headAt: number;
   protected readonly wantKickAt: number;
@@ -194,6 +225,48 @@ export class RingProducer extends RingEnd {
    * consumer to move head). Does not publish: call publish() after a batch.
    */
   tryWrite(f: FrameToSend): boolean {
+    const len = f.body.length;
+    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
+    const pos = this.reserve(len);
+    if (pos < 0) return false;
+    this.data.set(f.body, pos + FRAME_HEADER_SIZE);
+    this.commitRecord(pos, f.type, f.flags, f.corr, len, bodyCrcFor(f.flags, f.body));
+    return true;
+  }
+
+  /**
+   * Writes a frame whose body is the one `from` has just peeked into `slot`, copied ring to ring: an answer that
+   * returns a request's bytes (ECHO's) with no view, copy-out or allocation. Then skip() the frame on `from`.
+   * Returns false when this ring is full. Does not publish.
+   */
+  tryWriteFrom(type: number, flags: number, corr: number, from: RingConsumer, slot: FrameSlot): boolean {
+    const len = slot.length;
+    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
+    const pos = this.reserve(len);
+    if (pos < 0) return false;
+    const at = pos + FRAME_HEADER_SIZE;
+    const src = from.u32;
+    const dst = this.u32;
+    if (len <= WORD_COPY_MAX && src !== undefined && dst !== undefined) {
+      // Both bodies start 8-aligned and records are padded to 8, so whole words stay inside both records. For a
+      // small body this loop beats set(), which needs a subarray view made first.
+      const d = at >> 2;
+      const sw = slot.start >> 2;
+      for (let k = 0, n = (len + 3) >> 2; k < n; k++) dst[d + k] = src[sw + k]!;
+    } else {
+      this.data.set(from.data.subarray(slot.start, slot.start + len), at);
+    }
+    // A body CRC is computed over our own copy: the bytes the consumer will check.
+    const crc = (flags & FLAG_BODY_CRC) !== 0 ? crc32c(this.data.subarray(at, at + len)) : 0;
+    this.commitRecord(pos, type, flags, corr, len, crc);
+    return true;
+  }
+
+  /**
+   * Finds room for a record with a body of `len` bytes, writing the PAD and wrapping to offset 0 when it does not
+   * fit before the end of the data area. Returns its position, or -1 when the ring is full.
+   */
+  private reserve(len: number): number {
     // The tail word is ours alone, so this load stays in our cache, unless the region was re-initialised under
     // us (a restarted runner zeroes every control word). Writing on from our old tail would then publish a tail
     // far ahead of the new consumer's head, and it would read the previous session's records still lying in the
@@ -203,8 +276,6 @@ export class RingProducer extends RingEnd {
     if (this.words[this.tailAt] !== this.publishedTail) {
       this.resync();
     }
-    const len = f.body.length;
-    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     const need = recordSize(len);
     let pos = this.tail & this.mask;
     const contiguous = this.capacity - pos;
@@ -216,26 +287,26 @@ export class RingProducer extends RingEnd {
       this.head = this.loadHead();
     }
     const used = (this.tail - this.head) | 0;
-    if (used < 0 || used > this.capacity) return false; // consumer index is nonsense: refuse to write until a reset
-    let free = this.capacity - used;
+    if (used < 0 || used > this.capacity) return -1; // consumer index is nonsense: refuse to write until a reset
+    const free = this.capacity - used;
     if (need > this.capacity - pos) {
       const contiguous = this.capacity - pos;
-      if (free < contiguous + need) return false;
+      if (free < contiguous + need) return -1;
       this.setWord(pos, PAD_WORD);
       this.tail = (this.tail + contiguous) | 0;
-      free -= contiguous;
-      pos = 0;
-    } else if (free < need) {
-      return false;
+      return 0;
     }
-    this.data.set(f.body, pos + FRAME_HEADER_SIZE);
-    // The header as six words with its CRC computed from the values (the same bytes as writeHeader): per-byte
-    // DataView stores and a CRC read back from the ring were most of a small frame's cost.
-    const w0 = headerWord0(f.type, f.flags);
+    return free < need ? -1 : pos;
+  }
+
+  /** The header of the record at `pos` (its body already written), then seq and tail move past it. */
+  private commitRecord(pos: number, type: number, flags: number, corr: number, len: number, bodyCrc: number): void {
+    // The header as six words with its CRC computed from the values (the same bytes as writeHeader in the frame
+    // codec): per-byte DataView stores and a CRC read back from the ring were most of a small frame's cost.
+    const w0 = headerWord0(type, flags);
     const w2 = this.seq;
-    const w3 = f.corr >>> 0;
-    const w4 = bodyCrcFor(f.flags, f.body);
-    const w5 = crc32cHeaderWords(w0, len, w2, w3, w4);
+    const w3 = corr >>> 0;
+    const w5 = crc32cHeaderWords(w0, len, w2, w3, bodyCrc);
     const u32 = this.u32;
     if (u32 !== undefined) {
       const i = pos >> 2;
@@ -243,19 +314,18 @@ export class RingProducer extends RingEnd {
       u32[i + 1] = len;
       u32[i + 2] = w2;
       u32[i + 3] = w3;
-      u32[i + 4] = w4;
+      u32[i + 4] = bodyCrc;
       u32[i + 5] = w5;
     } else {
       this.setWord(pos, w0);
       this.setWord(pos + 4, len);
       this.setWord(pos + 8, w2);
       this.setWord(pos + 12, w3);
-      this.setWord(pos + 16, w4);
+      this.setWord(pos + 16, bodyCrc);
       this.setWord(pos + 20, w5);
     }
     this.seq = (this.seq + 1) | 0;
-    this.tail = (this.tail + need) | 0;
-    return true;
+    this.tail = (this.tail + recordSize(len)) | 0;
   }
 
   /**
@@ -306,31 +376,41 @@ export class RingConsumer extends RingEnd {
     return this.loadTail() === this.head;
   }
 
+  private readonly slot = frameSlot();
+
   /**
    * Reads the next frame, or undefined if the ring is empty, or a fault if what is published is not a valid
    * frame. The body is copied out unless `borrow(type)` says the caller will use it before release(); head
    * moves only on success (call release() to publish head).
    */
   read(borrow?: (type: number) => boolean): Frame | RingFault | undefined {
-    if (this.resetInProgress()) return undefined;
+    const s = this.slot;
+    const found = this.peek(s);
+    if (found !== true) return found === false ? undefined : found;
+    return this.take(s, borrow?.(s.type) === true);
+  }
+
+  /**
+   * Checks the next frame's header (magic, CRC, lengths within the ring and within what is published) and
+   * fills `slot` from it: true. false if the ring is empty; a fault if what is published is not a valid frame.
+   * Head does not move: take() or skip() the frame next. The body is not looked at (take() checks its CRC).
+   */
+  peek(slot: FrameSlot): RingFault | boolean {
+    if (this.resetInProgress()) return false;
     const tail = this.loadTail();
     let avail = (tail - this.head) | 0;
-    if (avail === 0) return undefined;
-    if (avail < 0 || avail > this.capacity || (avail & (RECORD_ALIGN - 1)) !== 0) {
-      return { code: 'bad-index', head: this.head >>> 0, tail: tail >>> 0, capacity: this.capacity };
-    }
+    if (avail === 0) return false;
+    if (avail < 0 || avail > this.capacity || (avail & (RECORD_ALIGN - 1)) !== 0) return this.badIndex(this.head, tail);
     let head = this.head;
     let pos = head & this.mask;
     if (this.word(pos) === PAD_WORD) {
       const skip = this.capacity - pos;
-      if (skip >= avail) return { code: 'bad-index', head: head >>> 0, tail: tail >>> 0, capacity: this.capacity };
+      if (skip >= avail) return this.badIndex(head, tail);
       head = (head + skip) | 0;
       avail -= skip;
       pos = 0;
     }
-    if (avail < FRAME_HEADER_SIZE || this.capacity - pos < FRAME_HEADER_SIZE) {
-      return { code: 'overrun', need: FRAME_HEADER_SIZE, available: Math.min(avail, this.capacity - pos) };
-    }
+    if (avail < FRAME_HEADER_SIZE || this.capacity - pos < FRAME_HEADER_SIZE) return overrun(FRAME_HEADER_SIZE, avail, this.capacity - pos);
     // The header is loaded once into six locals: the private copy every check and every field comes from (the
     // peer could rewrite the shared words between a check and their use).
     let w0: number, w1: number, w2: number, w3: number, w4: number, w5: number;
@@ -354,20 +434,46 @@ export class RingConsumer extends RingEnd {
     const fault = checkHeaderWords(w0, w1, w2, w3, w4, w5, this.maxBody);
     if (fault !== undefined) return fault;
     const need = recordSize(w1);
-    if (need > avail || need > this.capacity - pos) {
-      return { code: 'overrun', need, available: Math.min(avail, this.capacity - pos) };
-    }
-    const type = (w0 >>> 16) & 0xff;
-    const flags = w0 >>> 24;
-    const start = pos + FRAME_HEADER_SIZE;
-    // A borrowed body is a view into the ring, valid only until release(); others are copied out.
-    const body = borrow?.(type) ? this.data.subarray(start, start + w1) : copyBytes(this.data, start, start + w1);
-    if ((flags & FLAG_BODY_CRC) !== 0) {
+    if (need > avail || need > this.capacity - pos) return overrun(need, avail, this.capacity - pos);
+    slot.type = (w0 >>> 16) & 0xff;
+    slot.flags = w0 >>> 24;
+    slot.seq = w2;
+    slot.corr = w3;
+    slot.start = pos + FRAME_HEADER_SIZE;
+    slot.length = w1;
+    slot.bodyCrc = w4;
+    slot.next = (head + need) | 0;
+    return true;
+  }
+
+  // Faults are built out of line: it keeps peek() small enough for V8 to inline where it is called.
+  private badIndex(head: number, tail: number): RingFault {
+    return { code: 'bad-index', head: head >>> 0, tail: tail >>> 0, capacity: this.capacity };
+  }
+
+  /**
+   * Takes the frame peek() just put in `slot`: its body is a view into the ring when `borrow` (valid only until
+   * release()), else a private copy; a body that carries a CRC is checked on what is handed out. Head moves only
+   * on success.
+   */
+  take(slot: FrameSlot, borrow: boolean): Frame | RingFault {
+    const start = slot.start;
+    const end = start + slot.length;
+    const body = borrow ? this.data.subarray(start, end) : copyBytes(this.data, start, end);
+    if ((slot.flags & FLAG_BODY_CRC) !== 0) {
       const want = crc32c(body);
-      if (want !== w4) return { code: 'body-crc', got: w4, want };
+      if (want !== slot.bodyCrc) return { code: 'body-crc', got: slot.bodyCrc, want };
     }
-    this.head = (head + need) | 0;
-    return { type, flags, seq: w2, corr: w3, body };
+    this.head = slot.next;
+    return { type: slot.type, flags: slot.flags, seq: slot.seq, corr: slot.corr, body };
+  }
+
+  /**
+   * Moves past the frame peek() just put in `slot` without making a body: for a caller that consumed it in place
+   * (RingProducer.tryWriteFrom). Its body CRC, if it carries one, is not checked.
+   */
+  skip(slot: FrameSlot): void {
+    this.head = slot.next;
   }
 
   /** Publishes head so the producer can reuse the space. */

@@ -36,6 +36,9 @@ async function main(): Promise<void> {
     // Module chunks are copied into their assembly by a synchronous handler, and an ECHO body is handed straight
     // to send(): read both in place, no copy.
     link.transport.borrow = (type) => type === MsgType.MODULE_CHUNK || type === MsgType.ECHO;
+    // ECHO's answer is its own bytes: the transport copies them ring to ring (the handler in runner.ts answers
+    // the rest: bodies with a CRC, ECHOs behind queued sends, and every ECHO over a byte stream).
+    link.transport.echo = { request: MsgType.ECHO, answer: MsgType.RESULT };
     const ep = new Endpoint({ transport: link.transport, role: 'runner', logger });
     runner.serve(ep);
     ep.start();

@@ -1,8 +1,8 @@
 import { AgentError } from '../errors/index.js';
-import { copyBytes } from '../frame/index.js';
+import { FLAG_BODY_CRC, copyBytes, type Frame } from '../frame/index.js';
 import { spin, type Notifier } from '../notify/index.js';
 import { CTRL_DOORBELL, RING_CTRL_OFFSETS, Side, type Region } from '../region/index.js';
-import { RingConsumer, RingProducer, type FrameToSend } from '../ring/index.js';
+import { RingConsumer, RingProducer, frameSlot, type FrameToSend, type RingFault } from '../ring/index.js';
 import type { FrameTransport, TransportHandlers } from './types.js';
 
 const SENT = Promise.resolve();
@@ -118,6 +118,14 @@ export class RingTransport implements FrameTransport {
    * to send() (which copies it if the frame has to wait for space).
    */
   borrow: ((type: number) => boolean) | undefined;
+  /**
+   * A request answered right here, ring to ring: each frame of type `request` goes back as an `answer` with the
+   * same corr, flags and body (what ECHO asks of a runner), with no frame object, no handler and no copy of the
+   * body out of the ring. Frames of that type then never reach the handler, except ones that carry a body CRC or
+   * arrive while sends are queued (they take the ordinary path, so answers keep their order).
+   */
+  echo: { readonly request: number; readonly answer: number } | undefined;
+  private readonly slot = frameSlot();
 
   constructor(options: RingTransportOptions) {
     const txIndex = options.side === Side.Agent ? 0 : 1;
@@ -149,30 +157,40 @@ export class RingTransport implements FrameTransport {
 
   private drain(): number {
     const h = this.handlers!;
+    const rx = this.rx;
+    const s = this.slot;
+    const echo = this.echo;
     let n = 0;
     while (n < this.batch) {
-      const r = this.rx.read(this.borrow);
-      if (r === undefined) break;
-      if ('code' in r) {
+      const found = rx.peek(s);
+      if (found === false) break;
+      let taken: Frame | RingFault | undefined;
+      if (found !== true) taken = found;
+      else if (echo !== undefined && s.type === echo.request && (s.flags & FLAG_BODY_CRC) === 0 && this.queued() === 0 && this.tx.tryWriteFrom(echo.answer, s.flags, s.corr, rx, s)) {
+        rx.skip(s);
+        this.framesOut++;
+        if (this.tx.publish()) this.notifier.kick();
+      } else taken = rx.take(s, this.borrow?.(s.type) === true);
+      if (taken !== undefined && 'code' in taken) {
         this.faults++;
         if (this.peerReplaced()) {
           // Not damage: a new peer re-initialised the region under us. Leave its rings alone (see peerReplaced).
           this.running = false;
-          h.fault(r);
+          h.fault(taken);
           break;
         }
         // Nothing after a bad frame can be trusted: ask the producer to restart the ring, and ring its
         // doorbell (our transmit ring's) so a sleeping peer services the request at once.
-        this.rx.requestReset();
+        rx.requestReset();
         this.kickPeer();
-        h.fault(r);
+        h.fault(taken);
         break;
       }
       n++;
       this.framesIn++;
       // Released after the handler: a borrowed body points into the ring until then.
-      h.frame(r);
-      this.rx.release();
+      if (taken !== undefined) h.frame(taken);
+      rx.release();
       // The clock every 8th frame: cheap frames finish a batch long before the budget, costly ones hit it.
       if ((n & 7) === 0 && performance.now() - this.lastYield > this.yieldAfterMs) break;
     }
