@@ -37,12 +37,13 @@ export function recordSize(bodyLength: number): number {
 }
 
 /** The largest body a ring of `capacity` bytes accepts: half the ring, so a record always fits once drained. */
-function overrun(need: number, published: number, beforeEnd: number): RingFault {
-  return { code: 'overrun', need, available: Math.min(published, beforeEnd) };
-}
-
 export function maxBodyFor(capacity: number): number {
   return capacity / 2 - FRAME_HEADER_SIZE;
+}
+
+/** The fault of a record that runs past what is published or past the end of the data area. */
+function overrun(need: number, published: number, beforeEnd: number): RingFault {
+  return { code: 'overrun', need, available: Math.min(published, beforeEnd) };
 }
 
 export type RingFault =

@@ -1,8 +1,8 @@
 import { AgentError } from '../errors/index.js';
-import { FLAG_BODY_CRC, copyBytes, type Frame } from '../frame/index.js';
+import { FLAG_BODY_CRC, copyBytes } from '../frame/index.js';
 import { spin, type Notifier } from '../notify/index.js';
 import { CTRL_DOORBELL, RING_CTRL_OFFSETS, Side, type Region } from '../region/index.js';
-import { RingConsumer, RingProducer, frameSlot, type FrameToSend, type RingFault } from '../ring/index.js';
+import { RingConsumer, RingProducer, frameSlot, type FrameSlot, type FrameToSend } from '../ring/index.js';
 import type { FrameTransport, TransportHandlers } from './types.js';
 
 const SENT = Promise.resolve();
@@ -121,8 +121,9 @@ export class RingTransport implements FrameTransport {
   /**
    * A request answered right here, ring to ring: each frame of type `request` goes back as an `answer` with the
    * same corr, flags and body (what ECHO asks of a runner), with no frame object, no handler and no copy of the
-   * body out of the ring. Frames of that type then never reach the handler, except ones that carry a body CRC or
-   * arrive while sends are queued (they take the ordinary path, so answers keep their order).
+   * body out of the ring. Frames of that type then never reach the handler, except ones that carry a body CRC,
+   * arrive while sends are queued (so answers keep their order) or find the transmit ring full: those take the
+   * ordinary path.
    */
   echo: { readonly request: number; readonly answer: number } | undefined;
   private readonly slot = frameSlot();
@@ -159,42 +160,46 @@ export class RingTransport implements FrameTransport {
     const h = this.handlers!;
     const rx = this.rx;
     const s = this.slot;
-    const echo = this.echo;
     let n = 0;
     while (n < this.batch) {
       const found = rx.peek(s);
       if (found === false) break;
-      let taken: Frame | RingFault | undefined;
-      if (found !== true) taken = found;
-      else if (echo !== undefined && s.type === echo.request && (s.flags & FLAG_BODY_CRC) === 0 && this.queued() === 0 && this.tx.tryWriteFrom(echo.answer, s.flags, s.corr, rx, s)) {
-        rx.skip(s);
-        this.framesOut++;
-        if (this.tx.publish()) this.notifier.kick();
-      } else taken = rx.take(s, this.borrow?.(s.type) === true);
-      if (taken !== undefined && 'code' in taken) {
+      const f = found !== true ? found : this.answeredInPlace(s) ? undefined : rx.take(s, this.borrow?.(s.type) === true);
+      if (f !== undefined && 'code' in f) {
         this.faults++;
         if (this.peerReplaced()) {
           // Not damage: a new peer re-initialised the region under us. Leave its rings alone (see peerReplaced).
           this.running = false;
-          h.fault(taken);
+          h.fault(f);
           break;
         }
         // Nothing after a bad frame can be trusted: ask the producer to restart the ring, and ring its
         // doorbell (our transmit ring's) so a sleeping peer services the request at once.
         rx.requestReset();
         this.kickPeer();
-        h.fault(taken);
+        h.fault(f);
         break;
       }
       n++;
       this.framesIn++;
       // Released after the handler: a borrowed body points into the ring until then.
-      if (taken !== undefined) h.frame(taken);
+      if (f !== undefined) h.frame(f);
       rx.release();
       // The clock every 8th frame: cheap frames finish a batch long before the budget, costly ones hit it.
       if ((n & 7) === 0 && performance.now() - this.lastYield > this.yieldAfterMs) break;
     }
     return n;
+  }
+
+  /** The frame peeked into `s` is an `echo` request and its answer is written and published (see `echo`). */
+  private answeredInPlace(s: FrameSlot): boolean {
+    const echo = this.echo;
+    if (echo === undefined || s.type !== echo.request || (s.flags & FLAG_BODY_CRC) !== 0 || s.length > this.maxBody || this.queued() !== 0) return false;
+    if (!this.tx.tryWriteFrom(echo.answer, s.flags, s.corr, this.rx, s)) return false;
+    this.rx.skip(s);
+    this.framesOut++;
+    if (this.tx.publish()) this.notifier.kick();
+    return true;
   }
 
   /** Wakes the peer whatever its want-kick flag says (reset requests must not wait for traffic). */
