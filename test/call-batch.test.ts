@@ -428,6 +428,21 @@ test.serial('through the link: calls issued together travel as one binary batch 
   t.deepEqual(mixed[3].status === 'fulfilled' && mixed[3].value.ok && mixed[3].value.results, [i32(7)]);
 });
 
+test.serial('through the link: calls from separate callbacks of one event-loop turn still travel as one batch', async (t) => {
+  // Requests on many connections reach the agent in callbacks of their own, with microtasks run between them:
+  // timers due together stand in for them here.
+  const before = rt.link.counters().framesOut;
+  const results = await new Promise<Awaited<ReturnType<typeof rt.link.call>>[]>((resolve, reject) => {
+    const pending: Promise<Awaited<ReturnType<typeof rt.link.call>>>[] = [];
+    for (let i = 0; i < 10; i++) setTimeout(() => {
+      pending.push(rt.link.call({ app: 'calc', fn: 'add', args: [i32(i), i32(100)] }));
+      if (pending.length === 10) Promise.all(pending).then(resolve, reject);
+    }, 0);
+  });
+  t.is(rt.link.counters().framesOut - before, 1, 'one frame for the ten calls');
+  t.deepEqual(results.map((r) => (r.ok ? r.results : r.reason)), Array.from({ length: 10 }, (_, i) => [i32(i + 100)]));
+});
+
 test.serial('a malformed CALL_BATCH_BIN is answered with ERROR AGT_ERR_PROTOCOL naming the field and byte', async (t) => {
   const ep = await rt.link.connected();
   const body = request(1, (b) => b.u16(0).u16(1).u8(0).u16(2).u8(0).i32(1).u8(9).i32(0));

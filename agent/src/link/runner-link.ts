@@ -596,13 +596,17 @@ export class RunnerLink {
 
   /**
    * Calls a reactor app's function; traps and limits come back as `ok: false`, not as errors. Calls issued in
-   * the same turn of the event loop travel together in one CALL_BATCH frame (one wake-up of the runner for many
-   * calls; CALL_BATCH_BIN when the runner offers it); a lone call goes as a plain CALL.
+   * the same turn of the event loop (from any number of connections) travel together in one CALL_BATCH frame
+   * (one wake-up of the runner for many calls; CALL_BATCH_BIN when the runner offers it); a lone call goes as a
+   * plain CALL.
    */
   call(msg: CallMessage, timeoutMs = 60_000): Promise<CallResult> {
     return new Promise<CallResult>((resolve, reject) => {
       this.callQueue.push({ msg, resolve, reject, timeoutMs });
-      if (this.callQueue.length === 1) queueMicrotask(() => void this.flushCalls());
+      // Flushed once this turn of the event loop has read everything it will read: a client's calls from many
+      // connections (HTTP requests each arrive in a callback of their own, with microtasks run between them) go as
+      // one batch, and the runner wakes once for them. A microtask flush sent most of them one frame each.
+      if (this.callQueue.length === 1) setImmediate(() => void this.flushCalls());
     });
   }
 
