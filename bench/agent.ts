@@ -369,7 +369,7 @@ async function main(): Promise<void> {
       '',
       callTable,
       '',
-      `The runner's ceiling (calls from this process straight over the ring, with no agent) is the peer row. Over the WebSocket the agent passes many calls per turn of its event loop to the runner (CALL_BATCH) and answers them in one write; that is what a FaaS gateway should hold open. Plain HTTP costs the agent one parse, one response and one write per call; on these 2 vCPUs, shared by client, agent and runner, that bounds it below the target.`,
+      `The runner's ceiling (calls from this process straight over the ring, with no agent) is the peer row. Over the WebSocket the agent passes many calls per turn of its event loop to the runner (CALL_BATCH) and answers them in one write; that is what a FaaS gateway should hold open. Plain HTTP costs the agent one parse, one response and one write per call (50-70 µs of its CPU each on this VM, measured from /proc); the calls of all connections read in one turn of its event loop still reach the runner as one batch (RunnerLink flushes its queue with setImmediate), which keeps the runner's share near 8 µs a call, where one frame per call cost it about 100 µs.`,
       '',
       rssTable,
       '',
