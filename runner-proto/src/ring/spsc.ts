@@ -447,7 +447,7 @@ export class RingConsumer extends RingEnd {
     return true;
   }
 
-  // Faults are built out of line: it keeps peek() small enough for V8 to inline where it is called.
+  // Faults are built out of line, so peek()'s own code is the path every good frame takes.
   private badIndex(head: number, tail: number): RingFault {
     return { code: 'bad-index', head: head >>> 0, tail: tail >>> 0, capacity: this.capacity };
   }
