@@ -227,7 +227,6 @@ export class RingProducer extends RingEnd {
    */
   tryWrite(f: FrameToSend): boolean {
     const len = f.body.length;
-    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     const pos = this.reserve(len);
     if (pos < 0) return false;
     this.data.set(f.body, pos + FRAME_HEADER_SIZE);
@@ -242,7 +241,6 @@ export class RingProducer extends RingEnd {
    */
   tryWriteFrom(type: number, flags: number, corr: number, from: RingConsumer, slot: FrameSlot): boolean {
     const len = slot.length;
-    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     const pos = this.reserve(len);
     if (pos < 0) return false;
     const at = pos + FRAME_HEADER_SIZE;
@@ -265,9 +263,11 @@ export class RingProducer extends RingEnd {
 
   /**
    * Finds room for a record with a body of `len` bytes, writing the PAD and wrapping to offset 0 when it does not
-   * fit before the end of the data area. Returns its position, or -1 when the ring is full.
+   * fit before the end of the data area. Returns its position, or -1 when the ring is full; throws RangeError for
+   * a body larger than the ring takes.
    */
   private reserve(len: number): number {
+    if (len > this.maxBody) throw new RangeError(`frame body of ${len} bytes exceeds the ring maximum ${this.maxBody}`);
     // The tail word is ours alone, so this load stays in our cache, unless the region was re-initialised under
     // us (a restarted runner zeroes every control word). Writing on from our old tail would then publish a tail
     // far ahead of the new consumer's head, and it would read the previous session's records still lying in the
